@@ -1,0 +1,164 @@
+"""The ``usm`` command line: validate, build and serve a city's diagnosis.
+
+Exit codes: 0 success, 2 a problem the user can fix (bad city file, bad input, bad arguments),
+1 an internal error (a bug: rerun with ``--debug`` and report the traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from geo_usm import __version__
+from geo_usm.errors import GeoUsmError, ProblemList
+
+console = Console(stderr=True)
+out = Console()
+
+
+class _RichProgress:
+    """Draws a spinner or bar per pipeline step (quiet when not on a terminal)."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+
+    @contextmanager
+    def task(self, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+        task_id = self.progress.add_task(description, total=total)
+        yield lambda n: self.progress.advance(task_id, n)
+        self.progress.update(task_id, total=1, completed=1)
+
+
+@contextmanager
+def _progress() -> Iterator[_RichProgress]:
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False,
+                  disable=not console.is_terminal) as progress:
+        yield _RichProgress(progress)
+
+
+def _run(ctx: click.Context, func: Callable[[], Any]) -> Any:
+    """Run a command body, mapping errors to messages and exit codes."""
+    debug = ctx.find_root().params.get("debug", False)
+    try:
+        return func()
+    except ProblemList as exc:
+        console.print(f"[bold red]{len(exc.problems)} problem(s) found:[/]")
+        for p in exc.problems:
+            console.print(f"- {p}", markup=False, highlight=False)
+        if debug:
+            raise
+        sys.exit(2)
+    except GeoUsmError as exc:
+        console.print("[bold red]error:[/] ", end="")
+        console.print(str(exc), markup=False, highlight=False)
+        if debug:
+            raise
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("interrupted; nothing was published")
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            raise
+        console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}", markup=True,
+                      highlight=False)
+        console.print("This is a bug in geo-usm. Rerun with --debug and report the traceback.")
+        sys.exit(1)
+
+
+def _layer_table(result: Any, title: str) -> Table:
+    table = Table(title=title)
+    for col in ("layer", "kind", "read", "accepted", "rejected", "main reject reasons"):
+        table.add_column(col, justify="right" if col in ("read", "accepted", "rejected") else "left")
+    for r in result.layers:
+        reasons = "; ".join(f"{k}: {v}" for k, v in list(r.rejects_by_reason.items())[:3])
+        name = r.name + (" (SYNTHETIC)" if r.synthetic else "")
+        table.add_row(name, r.kind, f"{r.read:,}", f"{r.accepted:,}", f"{r.rejected:,}", reasons)
+    return table
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="usm")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def main(debug: bool) -> None:
+    """geo-usm: an Urban Safety Monitor (neighbourhood safety diagnosis)."""
+
+
+@main.command()
+@click.argument("city_file", type=click.Path(path_type=Path))
+@click.pass_context
+def validate(ctx: click.Context, city_file: Path) -> None:
+    """Check CITY_FILE and every input; report all problems at once. Writes nothing."""
+    from geo_usm.pipeline import validate as run_validate
+
+    def body() -> None:
+        with _progress() as progress:
+            result = run_validate(city_file, progress=progress)
+        out.print(_layer_table(result, f"{result.city.config.name}: what a build would keep"))
+        out.print(f"units: {result.n_units:,}   working CRS: {result.crs_note}")
+        for r in result.layers:
+            for note in r.notes:
+                out.print(f"note ({r.name}): {note}", highlight=False)
+        out.print("[green]valid[/]: no fatal problems")
+
+    _run(ctx, body)
+
+
+@main.command()
+@click.argument("city_file", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Where to publish the build (replaced atomically).")
+@click.pass_context
+def build(ctx: click.Context, city_file: Path, out_dir: Path) -> None:
+    """Build the diagnosis of CITY_FILE and publish it at --out."""
+    from geo_usm.pipeline import build as run_build
+
+    def body() -> None:
+        with _progress() as progress:
+            result = run_build(city_file, out_dir, progress=progress)
+        out.print(_layer_table(result, f"{result.city.config.name}: build {result.build_id}"))
+        hexes = ", ".join(f"res {r}: {n:,}" for r, n in result.n_hex.items())
+        out.print(f"units: {result.n_units:,}   hexes: {hexes}")
+        out.print(f"working CRS: {result.crs_note}")
+        for r in result.layers:
+            for note in r.notes:
+                out.print(f"note ({r.name}): {note}", highlight=False)
+        out.print(f"published {out_dir} in {result.seconds:.1f} s")
+
+    _run(ctx, body)
+
+
+@main.command()
+@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.pass_context
+def serve(ctx: click.Context, build_dir: Path, host: str, port: int) -> None:
+    """Serve BUILD_DIR as an OGC API - Features service."""
+
+    def body() -> None:
+        import uvicorn
+
+        from api.main import create_app
+        from api.settings import Settings
+
+        app = create_app(Settings(build_dir=build_dir))
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        out.print(f"geo-usm serving {build_dir} on http://{shown}:{port}/  (Ctrl+C to stop)")
+        uvicorn.run(app, host=host, port=port, log_level="info")
+
+    _run(ctx, body)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
