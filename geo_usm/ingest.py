@@ -48,6 +48,7 @@ _SEX_ALIASES = {
     ),
     "male": (
         "m",
+        "h",
         "male",
         "man",
         "men",
@@ -435,24 +436,25 @@ def _parse_time(parsed: ParsedLayer, mapping: dict[str, str], config: LayerConfi
 
 
 def _to_datetime(text: pd.Series, pattern: str | None, *, dayfirst: bool) -> pd.Series:
-    """Parse dates vectorised; tz-aware values keep their local wall-clock time."""
+    """Parse dates vectorised, keeping the local wall-clock time of offset-qualified values.
+
+    Without an explicit format, ISO 8601 is tried first and any other common layout after it;
+    a trailing UTC offset (``Z``, ``+01:00``) is dropped so that 22:15 stays 22:15 whatever
+    offset the source wrote (safety analysis cares about local hour of day).
+    """
     kwargs: dict[str, Any] = {"errors": "coerce", "dayfirst": dayfirst}
-    present = text.dropna()
+    present = text.dropna().astype(str)
     if pattern:
         out = pd.to_datetime(present, format=pattern, **kwargs)
     else:
+        present = present.str.replace(r"(?<=\d)\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", "", regex=True)
         out = pd.to_datetime(present, format="ISO8601", **kwargs)
         retry = out.isna()
         if retry.any():
-            out = out.astype(object)
             out[retry] = pd.to_datetime(present[retry], format="mixed", **kwargs)
-    out = pd.Series(out, index=present.index)
-    if out.dtype == object:
-        out = out.map(lambda v: v.tz_localize(None) if getattr(v, "tzinfo", None) else v)
-        out = pd.to_datetime(out, errors="coerce")
-    elif getattr(out.dt, "tz", None) is not None:
+    if getattr(out.dt, "tz", None) is not None:
         out = out.dt.tz_localize(None)
-    return out.reindex(text.index)
+    return pd.Series(out, index=present.index).reindex(text.index)
 
 
 def _parse_field(

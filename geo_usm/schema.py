@@ -119,9 +119,13 @@ def _format_validation(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-@cache
 def _load_dir(directory: Path) -> dict[str, LayerKind]:
     return {p.stem: _load_kind_file(p) for p in sorted(directory.glob("*.toml"))}
+
+
+@cache
+def _builtin_kinds() -> dict[str, LayerKind]:
+    return _load_dir(builtin_layers_dir())
 
 
 def load_kinds(extra_dirs: tuple[Path, ...] = ()) -> dict[str, LayerKind]:
@@ -139,7 +143,7 @@ def load_kinds(extra_dirs: tuple[Path, ...] = ()) -> dict[str, LayerKind]:
         Kind name to :class:`LayerKind`.
 
     """
-    kinds = dict(_load_dir(builtin_layers_dir()))
+    kinds = dict(_builtin_kinds())
     for directory in extra_dirs:
         if not directory.is_dir():
             raise LayerDefinitionError("layer-kind directory not found", path=directory)

@@ -199,8 +199,9 @@ def _read_text_table_slow(
 ) -> tuple[pd.DataFrame, np.ndarray, list[tuple[int, str]]]:
     """Split a table with ragged rows, keeping the well-formed rows and reporting the rest.
 
-    Only used when the fast C parser refuses the file; each record keeps its position so that
-    the well-formed ones and the malformed ones are numbered as in the source.
+    Only used when the fast C parser refuses the file (a row with too many fields); each record
+    keeps its position so that the well-formed ones and the malformed ones are numbered as in
+    the source. Short rows are padded with empty fields, as the fast parser reads them.
     """
     reader = csv.reader(io.StringIO(text), delimiter=sep)
     header = next(reader)
@@ -212,8 +213,8 @@ def _read_text_table_slow(
         if not row:
             continue
         record += 1
-        if len(row) == len(header):
-            good.append(row)
+        if len(row) <= len(header):  # short rows: trailing fields empty, as pandas reads them
+            good.append(row + [""] * (len(header) - len(row)))
             good_numbers.append(record)
         else:
             bad.append((record, sep.join(row)))
