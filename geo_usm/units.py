@@ -35,6 +35,8 @@ WGS84 = CRS.from_epsg(4326)
 THREADS = 2
 #: Upper bound on the label raster size of a :class:`PolygonIndex` (pixels).
 MAX_PIXELS = 16_000_000
+#: Longest edge (metres) kept when boundaries are reprojected to lon/lat for point lookup.
+DENSIFY_M = 10.0
 #: Smallest label-raster pixel (metres); finer pixels cost memory for few exact tests saved.
 MIN_PIXEL_M = 4.0
 
@@ -89,15 +91,16 @@ class PolygonIndex:
         self.height = int(math.ceil((self.y0 - miny) / self.dy)) + 2
         transform = Affine(self.dx, 0, self.x0, 0, -self.dy, self.y0)
         shape = (self.height, self.width)
+        drawable = np.flatnonzero(~shapely.is_empty(self.polygons))
         labels = rasterize(
-            zip(self.polygons, range(1, len(self.polygons) + 1), strict=True),
+            ((self.polygons[i], i + 1) for i in drawable),
             out_shape=shape,
             transform=transform,
             fill=0,
             dtype="int32",
         )
         edges = rasterize(
-            ((b, 1) for b in shapely.boundary(self.polygons)),
+            ((b, 1) for b in shapely.boundary(self.polygons[drawable])),
             out_shape=shape,
             transform=transform,
             fill=0,
@@ -206,9 +209,15 @@ class SpatialFrame:
         self.study_area_is_units = study_area is None
         self.study_area = union if study_area is None else study_area
         to_wgs = Transformer.from_crs(crs, WGS84, always_xy=True)
-        units_wgs = _transform(np.asarray(self.units.geometry.values), to_wgs)
+        # Densify before reprojecting so that edges, straight in the working CRS, stay within a
+        # millimetre of where they were once drawn as straight lines in lon/lat.
+        units_wgs = _transform(
+            shapely.segmentize(np.asarray(self.units.geometry.values), DENSIFY_M), to_wgs
+        )
         self.unit_index = PolygonIndex(units_wgs)
-        self.study_wgs = _transform(np.asarray([self.study_area]), to_wgs)[0]
+        self.study_wgs = _transform(
+            shapely.segmentize(np.asarray([self.study_area]), DENSIFY_M), to_wgs
+        )[0]
         self.study_index = None if self.study_area_is_units else PolygonIndex(
             np.asarray([self.study_wgs])
         )
