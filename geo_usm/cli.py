@@ -20,8 +20,8 @@ from rich.table import Table
 from geo_usm import __version__
 from geo_usm.errors import GeoUsmError, ProblemList
 
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 class _RichProgress:
