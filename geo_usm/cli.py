@@ -76,15 +76,24 @@ def _run(ctx: click.Context, func: Callable[[], Any]) -> Any:
         sys.exit(1)
 
 
-def _layer_table(result: Any, title: str) -> Table:
+def _report(result: Any, title: str) -> None:
+    """Print the per-layer accounting table, then reject reasons and notes."""
     table = Table(title=title)
-    for col in ("layer", "kind", "read", "accepted", "rejected", "main reject reasons"):
-        table.add_column(col, justify="right" if col in ("read", "accepted", "rejected") else "left")
+    table.add_column("layer")
+    table.add_column("kind")
+    for col in ("read", "accepted", "rejected", "seconds"):
+        table.add_column(col, justify="right")
     for r in result.layers:
-        reasons = "; ".join(f"{k}: {v}" for k, v in list(r.rejects_by_reason.items())[:3])
         name = r.name + (" (SYNTHETIC)" if r.synthetic else "")
-        table.add_row(name, r.kind, f"{r.read:,}", f"{r.accepted:,}", f"{r.rejected:,}", reasons)
-    return table
+        table.add_row(name, r.kind, f"{r.read:,}", f"{r.accepted:,}", f"{r.rejected:,}",
+                      f"{r.seconds:.2f}")
+    out.print(table)
+    for r in result.layers:
+        for reason, n in r.rejects_by_reason.items():
+            out.print(f"  {r.name}: {n:,} rejected: {reason}", highlight=False, markup=False)
+        for note in r.notes:
+            out.print(f"  {r.name}: note: {note}", highlight=False, markup=False)
+    out.print(f"units: {result.n_units:,}   working CRS: {result.crs_note}", highlight=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -104,11 +113,7 @@ def validate(ctx: click.Context, city_file: Path) -> None:
     def body() -> None:
         with _progress() as progress:
             result = run_validate(city_file, progress=progress)
-        out.print(_layer_table(result, f"{result.city.config.name}: what a build would keep"))
-        out.print(f"units: {result.n_units:,}   working CRS: {result.crs_note}")
-        for r in result.layers:
-            for note in r.notes:
-                out.print(f"note ({r.name}): {note}", highlight=False)
+        _report(result, f"{result.city.config.name}: what a build would keep")
         out.print("[green]valid[/]: no fatal problems")
 
     _run(ctx, body)
@@ -126,13 +131,9 @@ def build(ctx: click.Context, city_file: Path, out_dir: Path) -> None:
     def body() -> None:
         with _progress() as progress:
             result = run_build(city_file, out_dir, progress=progress)
-        out.print(_layer_table(result, f"{result.city.config.name}: build {result.build_id}"))
+        _report(result, f"{result.city.config.name}: build {result.build_id}")
         hexes = ", ".join(f"res {r}: {n:,}" for r, n in result.n_hex.items())
-        out.print(f"units: {result.n_units:,}   hexes: {hexes}")
-        out.print(f"working CRS: {result.crs_note}")
-        for r in result.layers:
-            for note in r.notes:
-                out.print(f"note ({r.name}): {note}", highlight=False)
+        out.print(f"hexes: {hexes}")
         out.print(f"published {out_dir} in {result.seconds:.1f} s")
 
     _run(ctx, body)

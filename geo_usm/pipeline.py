@@ -60,6 +60,7 @@ class LayerReport:
     notes: list[str] = field(default_factory=list)
     synthetic: bool = False
     attribution: str = ""
+    seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """Return the manifest entry."""
@@ -295,12 +296,14 @@ def _ingest(city: City, frame: SpatialFrame, progress: Progress, *, collect: boo
     for name, cfg in city.config.layers.items():
         kind = city.kinds[cfg.kind]
         path = city.resolve(cfg.path)
+        t0 = time.perf_counter()
         with progress.task(f"layer {name} ({cfg.kind})", total=None):
             try:
                 if kind.geometry == "raster":
                     layers[name] = _ingest_raster(city, name, cfg, frame, path)
                 else:
                     layers[name] = _ingest_vector(city, name, cfg, kind, frame, path)
+                layers[name].report.seconds = round(time.perf_counter() - t0, 3)
             except GeoUsmError as exc:
                 if not collect:
                     raise
@@ -442,6 +445,9 @@ def _aggregate(frame: SpatialFrame, layers: dict[str, _Layer], city: City
         unit_idx = np.concatenate([m.unit for m in members])  # type: ignore[misc]
         cells = {r: np.concatenate([m.cells[r] for m in members]) for r in frame.resolutions}
         add(kind.count_field, unit_idx, cells, None, "count")
+    for table in (units, *hexes.values()):  # the core count is always there, even when zero
+        if "crime_count" not in table:
+            table["crime_count"] = np.zeros(len(table), dtype=np.int64)
     for name, lay in layers.items():
         if lay.values is not None:
             add(f"{name}_{lay.statistic}", lay.unit, lay.cells, lay.values, lay.statistic)  # type: ignore[arg-type]
