@@ -238,8 +238,8 @@ def load_city(path: str | Path) -> City:
     for name, layer in config.layers.items():
         if layer.kind not in kinds:
             problems.append(
-                f"layers.{name}.kind: unknown kind '{layer.kind}' (known: {', '.join(sorted(kinds))};"
-                " declare custom kinds in a kinds_dir)"
+                f"layers.{name}.kind: unknown kind '{layer.kind}' "
+                f"(known: {', '.join(sorted(kinds))}; declare custom kinds in a kinds_dir)"
             )
             continue
         kind = kinds[layer.kind]

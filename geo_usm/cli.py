@@ -18,13 +18,14 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from geo_usm import __version__
-from geo_usm.errors import GeoUsmError, ProblemList
+from geo_usm.errors import GeoUsmError, ProblemsError
+from geo_usm.pipeline import Progress as PipelineProgress
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 
-class _RichProgress:
+class _RichProgress(PipelineProgress):
     """Draws a spinner or bar per pipeline step (quiet when not on a terminal)."""
 
     def __init__(self, progress: Progress):
@@ -39,10 +40,10 @@ class _RichProgress:
 
 @contextmanager
 def _progress() -> Iterator[_RichProgress]:
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False,
-                  disable=not console.is_terminal) as progress:
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(
+        *columns, console=console, transient=False, disable=not console.is_terminal
+    ) as progress:
         yield _RichProgress(progress)
 
 
@@ -51,7 +52,7 @@ def _run(ctx: click.Context, func: Callable[[], Any]) -> Any:
     debug = ctx.find_root().params.get("debug", False)
     try:
         return func()
-    except ProblemList as exc:
+    except ProblemsError as exc:
         console.print(f"[bold red]{len(exc.problems)} problem(s) found:[/]")
         for p in exc.problems:
             console.print(f"- {p}", markup=False, highlight=False)
@@ -70,8 +71,11 @@ def _run(ctx: click.Context, func: Callable[[], Any]) -> Any:
     except Exception as exc:
         if debug:
             raise
-        console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}", markup=True,
-                      highlight=False)
+        console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}",
+            markup=True,
+            highlight=False,
+        )
         console.print("This is a bug in geo-usm. Rerun with --debug and report the traceback.")
         sys.exit(1)
 
@@ -85,8 +89,9 @@ def _report(result: Any, title: str) -> None:
         table.add_column(col, justify="right")
     for r in result.layers:
         name = r.name + (" (SYNTHETIC)" if r.synthetic else "")
-        table.add_row(name, r.kind, f"{r.read:,}", f"{r.accepted:,}", f"{r.rejected:,}",
-                      f"{r.seconds:.2f}")
+        table.add_row(
+            name, r.kind, f"{r.read:,}", f"{r.accepted:,}", f"{r.rejected:,}", f"{r.seconds:.2f}"
+        )
     out.print(table)
     for r in result.layers:
         for reason, n in r.rejects_by_reason.items():
@@ -121,8 +126,13 @@ def validate(ctx: click.Context, city_file: Path) -> None:
 
 @main.command()
 @click.argument("city_file", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
-              help="Where to publish the build (replaced atomically).")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Where to publish the build (replaced atomically).",
+)
 @click.pass_context
 def build(ctx: click.Context, city_file: Path, out_dir: Path) -> None:
     """Build the diagnosis of CITY_FILE and publish it at --out."""
@@ -149,7 +159,6 @@ def serve(ctx: click.Context, build_dir: Path, host: str, port: int) -> None:
 
     def body() -> None:
         import uvicorn
-
         from api.main import create_app
         from api.settings import Settings
 

@@ -46,7 +46,7 @@ class NotFoundError(GeoUsmError):
     """A requested build, collection or feature does not exist."""
 
 
-class ProblemList(GeoUsmError):
+class ProblemsError(GeoUsmError):
     """Several problems found at once (``usm validate`` reports them all together)."""
 
     def __init__(self, problems: list[GeoUsmError]):

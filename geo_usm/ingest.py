@@ -415,6 +415,7 @@ def _set_points(
 def _parse_time(parsed: ParsedLayer, mapping: dict[str, str], config: LayerConfig) -> None:
     fmt = config.format
     cols = parsed.columns
+    pattern: str | None
     if "month" in mapping:
         key, pattern = "month", fmt.month_format
     elif "datetime" in mapping:
@@ -518,9 +519,9 @@ def _parse_field(
         truthy = lowered.isin(list(_TRUE)).to_numpy()
         falsy = lowered.isin(list(_FALSE)).to_numpy()
         parsed.reject(~missing & ~truthy & ~falsy, f"not a yes/no value ('{col}')")
-        cols[fname] = pd.array(
-            np.where(truthy, True, np.where(falsy, False, None)), dtype="boolean"
-        )
+        flags = pd.array(truthy, dtype="boolean")
+        flags[~truthy & ~falsy] = pd.NA
+        cols[fname] = flags
     else:
         cols[fname] = text
 

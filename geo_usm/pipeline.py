@@ -26,7 +26,7 @@ from pyproj import CRS, Transformer
 
 from geo_usm import __version__, store
 from geo_usm.cityfile import City, LayerConfig, load_city
-from geo_usm.errors import GeoUsmError, InputError, ProblemList
+from geo_usm.errors import GeoUsmError, InputError, ProblemsError
 from geo_usm.ingest import ParsedLayer, parse_layer
 from geo_usm.io import RawTable, file_sha256, read_polygons, read_source
 from geo_usm.schema import LayerKind
@@ -121,10 +121,14 @@ def _read_units(city: City) -> tuple[gpd.GeoDataFrame, list[str]]:
     dup = ids.duplicated(keep=False)
     if dup.any():
         values = ", ".join(sorted(set(ids[dup]))[:10])
-        raise InputError(f"units: duplicate '{cfg.id}' values: {values}", path=path,
-                         hint="the id field must identify each unit")
-    out = gpd.GeoDataFrame({"unit_id": ids.astype(str).to_numpy()}, geometry=gdf.geometry.values,
-                           crs=gdf.crs)
+        raise InputError(
+            f"units: duplicate '{cfg.id}' values: {values}",
+            path=path,
+            hint="the id field must identify each unit",
+        )
+    out = gpd.GeoDataFrame(
+        {"unit_id": ids.astype(str).to_numpy()}, geometry=gdf.geometry.values, crs=gdf.crs
+    )
     out["unit_name"] = gdf[cfg.name].astype(str).to_numpy() if cfg.name else out["unit_id"]
     if cfg.population:
         pop = pd.to_numeric(gdf[cfg.population], errors="coerce")
@@ -237,19 +241,29 @@ def _h3_strings(cells: np.ndarray) -> np.ndarray:
     return np.char.mod("%x", cells.astype(np.uint64)).astype(object)
 
 
-def _ingest_raster(city: City, name: str, cfg: LayerConfig, frame: SpatialFrame, path: Path) -> _Layer:
+def _ingest_raster(
+    city: City, name: str, cfg: LayerConfig, frame: SpatialFrame, path: Path
+) -> _Layer:
     if not path.exists():
         raise InputError("input file not found", path=path, hint="check 'path' in the city file")
     try:
         with rasterio.open(path) as src:
             if cfg.band > src.count:
-                raise InputError(f"layer '{name}': band {cfg.band} does not exist "
-                                 f"(the raster has {src.count})", path=path)
-            src_crs = CRS.from_user_input(cfg.crs) if cfg.crs else (
-                CRS.from_user_input(src.crs) if src.crs else None)
+                raise InputError(
+                    f"layer '{name}': band {cfg.band} does not exist (the raster has {src.count})",
+                    path=path,
+                )
+            src_crs = (
+                CRS.from_user_input(cfg.crs)
+                if cfg.crs
+                else (CRS.from_user_input(src.crs) if src.crs else None)
+            )
             if src_crs is None:
-                raise InputError(f"layer '{name}': the raster declares no CRS", path=path,
-                                 hint=f"set layers.{name}.crs in the city file")
+                raise InputError(
+                    f"layer '{name}': the raster declares no CRS",
+                    path=path,
+                    hint=f"set layers.{name}.crs in the city file",
+                )
             data = src.read(cfg.band, masked=True)
             transform = src.transform
     except rasterio.errors.RasterioIOError as exc:
@@ -274,23 +288,31 @@ def _ingest_raster(city: City, name: str, cfg: LayerConfig, frame: SpatialFrame,
         read=int(data.size),
         accepted=int(keep.sum()),
         rejected=int(data.size - keep.sum()),
-        rejects_by_reason={k: v for k, v in {
-            "nodata pixel": n_nodata,
-            "pixel centre " + OUTSIDE_STUDY_AREA: int((~where.inside).sum()),
-            "pixel centre " + OUTSIDE_UNITS: int((where.inside & (where.unit < 0)).sum()),
-        }.items() if v},
-        notes=["raster pixels are counted, not listed in the rejects layer; each pixel is "
-               "assigned by its centre"],
+        rejects_by_reason={
+            k: v
+            for k, v in {
+                "nodata pixel": n_nodata,
+                "pixel centre " + OUTSIDE_STUDY_AREA: int((~where.inside).sum()),
+                "pixel centre " + OUTSIDE_UNITS: int((where.inside & (where.unit < 0)).sum()),
+            }.items()
+            if v
+        },
+        notes=[
+            "raster pixels are counted, not listed in the rejects layer; each pixel is "
+            "assigned by its centre"
+        ],
         synthetic=cfg.synthetic,
         attribution=cfg.attribution,
     )
     cells = {r: c[keep] for r, c in where.cells.items()}
-    return _Layer(report, unit=where.unit[keep], cells=cells, values=values[keep],
-                  statistic=cfg.statistic)
+    return _Layer(
+        report, unit=where.unit[keep], cells=cells, values=values[keep], statistic=cfg.statistic
+    )
 
 
-def _ingest(city: City, frame: SpatialFrame, progress: Progress, *, collect: bool
-            ) -> tuple[dict[str, _Layer], list[GeoUsmError]]:
+def _ingest(
+    city: City, frame: SpatialFrame, progress: Progress, *, collect: bool
+) -> tuple[dict[str, _Layer], list[GeoUsmError]]:
     layers: dict[str, _Layer] = {}
     problems: list[GeoUsmError] = []
     for name, cfg in city.config.layers.items():
@@ -321,8 +343,9 @@ def validate(city_file: str | Path, *, progress: Progress | None = None) -> Resu
 
     Raises
     ------
-    ProblemList
+    ProblemsError
         Listing every fatal problem found (in the city file, units or any layer).
+
     """
     progress = progress or Progress()
     city = load_city(city_file)
@@ -330,12 +353,13 @@ def validate(city_file: str | Path, *, progress: Progress | None = None) -> Resu
         with progress.task("admin units and study area"):
             frame, crs, crs_note, _ = _prepare(city)
     except GeoUsmError as exc:
-        raise ProblemList([exc]) from None
+        raise ProblemsError([exc]) from None
     layers, problems = _ingest(city, frame, progress, collect=True)
     if problems:
-        raise ProblemList(problems)
-    return Result(city, crs, crs_note, [layer.report for layer in layers.values()],
-                  n_units=len(frame.units))
+        raise ProblemsError(problems)
+    return Result(
+        city, crs, crs_note, [layer.report for layer in layers.values()], n_units=len(frame.units)
+    )
 
 
 def build(city_file: str | Path, out: str | Path, *, progress: Progress | None = None) -> Result:
@@ -358,6 +382,7 @@ def build(city_file: str | Path, out: str | Path, *, progress: Progress | None =
     ------
     GeoUsmError
         For any problem the user can fix; nothing is published and the previous build stays.
+
     """
     t0 = time.perf_counter()
     started = dt.datetime.now(dt.UTC)
@@ -383,8 +408,9 @@ def build(city_file: str | Path, out: str | Path, *, progress: Progress | None =
                 advance(1)
             store.write_layer(stage, "units", units)
             store.write_layer(stage, "crosswalk", crosswalk)
-            study = gpd.GeoDataFrame({"name": [city.config.name]}, geometry=[frame.study_area],
-                                     crs=crs)
+            study = gpd.GeoDataFrame(
+                {"name": [city.config.name]}, geometry=[frame.study_area], crs=crs
+            )
             store.write_layer(stage, "study_area", study)
             rejects = _all_rejects(layers)
             store.write_layer(stage, "rejects", rejects)
@@ -394,9 +420,16 @@ def build(city_file: str | Path, out: str | Path, *, progress: Progress | None =
                     gdf = gpd.GeoDataFrame(layer.accepted, geometry=layer.geometry, crs=crs)
                     store.write_layer(stage, name, gdf)
                 advance(1)
-            result = Result(city, crs, crs_note, [layer.report for layer in layers.values()],
-                            n_units=len(units), n_hex={r: len(h) for r, h in hexes.items()},
-                            build_id=build_id, output=out)
+            result = Result(
+                city,
+                crs,
+                crs_note,
+                [layer.report for layer in layers.values()],
+                n_units=len(units),
+                n_hex={r: len(h) for r, h in hexes.items()},
+                build_id=build_id,
+                output=out,
+            )
             result.seconds = time.perf_counter() - t0
             result.manifest = _manifest(result, city, frame, started, unit_notes, len(rejects))
             store.write_manifest(stage, result.manifest)
@@ -410,14 +443,17 @@ def build(city_file: str | Path, out: str | Path, *, progress: Progress | None =
 def _all_rejects(layers: dict[str, _Layer]) -> pd.DataFrame:
     frames = [layer.rejects for layer in layers.values() if layer.rejects is not None]
     if not frames:
-        frames = [pd.DataFrame(columns=["layer", "source_file", "source_row", "reason", "original"])]
+        frames = [
+            pd.DataFrame(columns=["layer", "source_file", "source_row", "reason", "original"])
+        ]
     out = pd.concat(frames, ignore_index=True)
     out["source_row"] = out["source_row"].astype(np.int64)
     return out.astype({"layer": str, "source_file": str, "reason": str, "original": str})
 
 
-def _aggregate(frame: SpatialFrame, layers: dict[str, _Layer], city: City
-               ) -> tuple[dict[int, gpd.GeoDataFrame], gpd.GeoDataFrame]:
+def _aggregate(
+    frame: SpatialFrame, layers: dict[str, _Layer], city: City
+) -> tuple[dict[int, gpd.GeoDataFrame], gpd.GeoDataFrame]:
     """Build the hex covers and add per-kind counts (and raster sums) to hexes and units."""
     units = frame.units.copy()
     hexes: dict[int, gpd.GeoDataFrame] = {}
@@ -426,8 +462,13 @@ def _aggregate(frame: SpatialFrame, layers: dict[str, _Layer], city: City
         extra = [lay.cells[res] for lay in point_layers.values()]
         hexes[res] = frame.hex_cover(res, np.concatenate(extra) if extra else None)
 
-    def add(column: str, unit_idx: np.ndarray, cells: dict[int, np.ndarray],
-            weights: np.ndarray | None, statistic: str = "sum") -> None:
+    def add(
+        column: str,
+        unit_idx: np.ndarray,
+        cells: dict[int, np.ndarray],
+        weights: np.ndarray | None,
+        statistic: str = "sum",
+    ) -> None:
         for res, hx in hexes.items():
             pos = cell_positions(cells[res], hx["cell"].to_numpy())
             hx[column] = _stat(pos, len(hx), weights, statistic, hx.get(column))
@@ -438,8 +479,11 @@ def _aggregate(frame: SpatialFrame, layers: dict[str, _Layer], city: City
         kind = city.kinds[kind_name]
         if not kind.count_field:
             continue
-        members = [lay for lay in point_layers.values()
-                   if lay.report.kind == kind_name and lay.values is None]
+        members = [
+            lay
+            for lay in point_layers.values()
+            if lay.report.kind == kind_name and lay.values is None
+        ]
         if not members:
             continue
         unit_idx = np.concatenate([m.unit for m in members])  # type: ignore[misc]
@@ -455,8 +499,9 @@ def _aggregate(frame: SpatialFrame, layers: dict[str, _Layer], city: City
     return hexes, units
 
 
-def _stat(index: np.ndarray, n: int, weights: np.ndarray | None, statistic: str,
-          existing: Any) -> np.ndarray:
+def _stat(
+    index: np.ndarray, n: int, weights: np.ndarray | None, statistic: str, existing: Any
+) -> np.ndarray:
     if statistic == "count":
         return count_by(index, n).astype(np.int64)
     total = count_by(index, n, weights)
@@ -466,37 +511,64 @@ def _stat(index: np.ndarray, n: int, weights: np.ndarray | None, statistic: str,
         return total / count_by(index, n)
 
 
-def _check_conservation(hexes: dict[int, gpd.GeoDataFrame], units: gpd.GeoDataFrame,
-                        point_layers: dict[str, _Layer], city: City) -> None:
+def _check_conservation(
+    hexes: dict[int, gpd.GeoDataFrame],
+    units: gpd.GeoDataFrame,
+    point_layers: dict[str, _Layer],
+    city: City,
+) -> None:
     """Check that every accepted point is counted once on every grid (else it is a bug)."""
     for kind_name in dict.fromkeys(lay.report.kind for lay in point_layers.values()):
         field_name = city.kinds[kind_name].count_field
         if not field_name or field_name not in units:
             continue
-        accepted = sum(lay.report.accepted for lay in point_layers.values()
-                       if lay.report.kind == kind_name and lay.values is None)
+        accepted = sum(
+            lay.report.accepted
+            for lay in point_layers.values()
+            if lay.report.kind == kind_name and lay.values is None
+        )
         totals = [int(units[field_name].sum())] + [int(h[field_name].sum()) for h in hexes.values()]
         if any(t != accepted for t in totals):
             msg = f"conservation failed for {field_name}: accepted {accepted}, totals {totals}"
             raise RuntimeError(msg)
 
 
-def _manifest(result: Result, city: City, frame: SpatialFrame, started: dt.datetime,
-              unit_notes: list[str], n_rejects: int) -> dict[str, Any]:
+def _manifest(
+    result: Result,
+    city: City,
+    frame: SpatialFrame,
+    started: dt.datetime,
+    unit_notes: list[str],
+    n_rejects: int,
+) -> dict[str, Any]:
     cfg = city.config
-    inputs = [{"role": "units", "path": str(cfg.units.path),
-               "sha256": file_sha256(city.resolve(cfg.units.path))}]
+    inputs = [
+        {
+            "role": "units",
+            "path": str(cfg.units.path),
+            "sha256": file_sha256(city.resolve(cfg.units.path)),
+        }
+    ]
     if cfg.study_area:
-        inputs.append({"role": "study_area", "path": str(cfg.study_area.path),
-                       "sha256": file_sha256(city.resolve(cfg.study_area.path))})
-    inputs += [{"role": f"layer:{r.name}", "path": r.path, "sha256": r.sha256}
-               for r in result.layers]
+        inputs.append(
+            {
+                "role": "study_area",
+                "path": str(cfg.study_area.path),
+                "sha256": file_sha256(city.resolve(cfg.study_area.path)),
+            }
+        )
+    inputs += [
+        {"role": f"layer:{r.name}", "path": r.path, "sha256": r.sha256} for r in result.layers
+    ]
     attributions = [cfg.attribution, cfg.units.attribution]
     attributions += [cfg.study_area.attribution] if cfg.study_area else []
     attributions += [r.attribution for r in result.layers]
     return {
-        "software": {"name": "geo-usm", "version": __version__,
-                     "python": platform.python_version()},
+        "software": {
+            "name": "geo-usm",
+            "version": __version__,
+            "python": platform.python_version(),
+        },
         "build_id": result.build_id,
         "started": started.isoformat(),
         "finished": dt.datetime.now(dt.UTC).isoformat(),
@@ -509,7 +581,7 @@ def _manifest(result: Result, city: City, frame: SpatialFrame, started: dt.datet
             "study_area": "units union" if frame.study_area_is_units else str(cfg.study_area.path),  # type: ignore[union-attr]
             "study_area_m2": float(frame.study_area.area),
             "point_assignment": "H3 cell of the WGS84 location; admin unit containing the point, "
-                                "ties on shared edges to the lowest unit_id",
+            "ties on shared edges to the lowest unit_id",
         },
         "inputs": inputs,
         "layers": {r.name: r.as_dict() for r in result.layers},

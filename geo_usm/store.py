@@ -37,6 +37,7 @@ def check_output(out: Path) -> None:
     ------
     BuildError
         If ``out`` is a non-empty ordinary directory or a file.
+
     """
     if out.is_symlink() or not out.exists():
         return
@@ -55,12 +56,19 @@ def staging_dir(out: Path, build_id: str) -> Path:
     return stage
 
 
-def write_layer(stage: Path, name: str, frame: pd.DataFrame, *, geometry_type: str | None = None) -> None:
+def write_layer(
+    stage: Path, name: str, frame: pd.DataFrame, *, geometry_type: str | None = None
+) -> None:
     """Write one layer (spatial or attribute-only) into the staging GeoPackage."""
     path = stage / GPKG
     if isinstance(frame, gpd.GeoDataFrame):
         pyogrio.write_dataframe(
-            frame, path, layer=name, driver="GPKG", geometry_type=geometry_type, promote_to_multi=False
+            frame,
+            path,
+            layer=name,
+            driver="GPKG",
+            geometry_type=geometry_type,
+            promote_to_multi=False,
         )
     else:
         pyogrio.write_dataframe(pd.DataFrame(frame), path, layer=name, driver="GPKG")
@@ -79,6 +87,7 @@ def publish(stage: Path, out: Path, build_id: str) -> Path:
     -------
     Path
         The directory of the published build.
+
     """
     check_output(out)
     root = builds_root(out)
@@ -115,6 +124,7 @@ def load_manifest(build: Path) -> dict[str, Any]:
     ------
     NotFoundError
         If ``build`` is not a geo-usm build directory.
+
     """
     path = Path(build) / MANIFEST
     if not path.is_file() or not (Path(build) / GPKG).is_file():

@@ -1,5 +1,6 @@
-"""Spatial units: the H3 cover of the study area, the admin units, their crosswalk, and the
-vectorised assignment of points to both.
+"""Spatial units: the H3 cover, the admin units, their crosswalk, and point assignment.
+
+The assignment of points to both systems is vectorised and runs on two threads.
 
 Notes
 -----
@@ -11,10 +12,12 @@ Points are assigned to admin units with :class:`PolygonIndex`: a label raster of
 lon/lat answers every point whose pixel no boundary touches; the few points in boundary pixels are
 tested exactly against the polygons. A point on a shared edge goes to the unit listed first (units
 are sorted by id), so each point lands in exactly one unit.
+
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -64,13 +67,15 @@ class PolygonIndex:
     polygons
         Shapely polygons in lon/lat (EPSG:4326).
     max_pixels
-        Size bound of the label raster; the pixel is as small as this allows, down to ``MIN_PIXEL_M``.
+        Size bound of the label raster; the pixel is as small as this allows, down to
+        ``MIN_PIXEL_M``.
 
     Notes
     -----
     Pixels crossed by any polygon boundary, and their eight neighbours, are marked ambiguous and
     their points are tested exactly with an STRtree, so the raster never decides a point whose
     answer could depend on where in the pixel it lies.
+
     """
 
     def __init__(self, polygons: np.ndarray, *, max_pixels: int = MAX_PIXELS):
@@ -87,8 +92,8 @@ class PolygonIndex:
         self.dy = size_m / m_per_deg_y
         self.x0 = minx - 2 * self.dx
         self.y0 = maxy + 2 * self.dy
-        self.width = int(math.ceil((maxx - self.x0) / self.dx)) + 2
-        self.height = int(math.ceil((self.y0 - miny) / self.dy)) + 2
+        self.width = math.ceil((maxx - self.x0) / self.dx) + 2
+        self.height = math.ceil((self.y0 - miny) / self.dy) + 2
         transform = Affine(self.dx, 0, self.x0, 0, -self.dy, self.y0)
         shape = (self.height, self.width)
         drawable = np.flatnonzero(~shapely.is_empty(self.polygons))
@@ -157,7 +162,7 @@ def point_cells(lon: np.ndarray, lat: np.ndarray, res: int) -> np.ndarray:
 
 def _chunks(n: int, parts: int) -> list[slice]:
     bounds = np.linspace(0, n, parts + 1).astype(int)
-    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    return [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 @dataclass
@@ -172,6 +177,7 @@ class Assignment:
         Index of the admin unit containing the point, -1 for none.
     cells : dict
         H3 resolution to uint64 cell per point.
+
     """
 
     inside: np.ndarray
@@ -192,6 +198,7 @@ class SpatialFrame:
         H3 resolutions; the first is the primary one.
     crs
         The working CRS.
+
     """
 
     def __init__(
@@ -218,8 +225,8 @@ class SpatialFrame:
         self.study_wgs = _transform(
             shapely.segmentize(np.asarray([self.study_area]), DENSIFY_M), to_wgs
         )[0]
-        self.study_index = None if self.study_area_is_units else PolygonIndex(
-            np.asarray([self.study_wgs])
+        self.study_index = (
+            None if self.study_area_is_units else PolygonIndex(np.asarray([self.study_wgs]))
         )
 
     def assign(self, lon: np.ndarray, lat: np.ndarray, *, threads: int = THREADS) -> Assignment:
@@ -270,6 +277,7 @@ class SpatialFrame:
             Columns ``h3`` (hex string), ``resolution``, ``area_m2`` (planar, working CRS),
             ``area_share`` (share of the cell inside the study area) and polygon geometry in the
             working CRS, sorted by ``h3``.
+
         """
         shape = h3.geo_to_h3shape(shapely.geometry.mapping(self.study_wgs))
         cells = np.asarray(
@@ -310,11 +318,14 @@ class SpatialFrame:
             ``hex_share`` (share of the cell's area in the unit) and ``unit_share`` (share of
             the unit's area in the cell). For each unit, ``unit_share`` sums to 1 over the
             cover (up to floating point).
+
         """
         tree = shapely.STRtree(self.units.geometry.values)
         hex_idx, unit_idx = tree.query(hexes.geometry.values, predicate="intersects")
         inter = shapely.area(
-            shapely.intersection(hexes.geometry.values[hex_idx], self.units.geometry.values[unit_idx])
+            shapely.intersection(
+                hexes.geometry.values[hex_idx], self.units.geometry.values[unit_idx]
+            )
         )
         keep = inter > 0
         hex_idx, unit_idx, inter = hex_idx[keep], unit_idx[keep], inter[keep]

@@ -35,25 +35,39 @@ def test_minimal_city_file_defaults(tmp_path):
     [
         ("colour = 'red'", "unknown key 'colour'"),
         ("[layers.c]\nkind='crimes'\npath='c.csv'\nsheeet=1", "unknown key 'layers.c.sheeet'"),
-        ("[layers.c]\nkind='crimes'\npath='c.csv'\n[layers.c.format]\ndelimter=';'",
-         "unknown key 'layers.c.format.delimter'"),
+        (
+            "[layers.c]\nkind='crimes'\npath='c.csv'\n[layers.c.format]\ndelimter=';'",
+            "unknown key 'layers.c.format.delimter'",
+        ),
         ("[layers.c]\nkind='crimez'\npath='c.csv'", "unknown kind 'crimez'"),
-        ("[layers.c]\nkind='crimes'\npath='c.csv'\n[layers.c.columns]\nfoo='bar'",
-         "unknown key 'foo' for kind 'crimes'"),
-        ("[layers.c]\nkind='crimes'\npath='c.csv'\n[layers.c.columns]\nx='e'\ny='n'",
-         "x/y columns need 'crs'"),
-        ("[layers.c]\nkind='crimes'\npath='c.csv'\n[layers.c.columns]\nlon='a'",
-         "map both 'lon' and 'lat'"),
+        (
+            "[layers.c]\nkind='crimes'\npath='c.csv'\n[layers.c.columns]\nfoo='bar'",
+            "unknown key 'foo' for kind 'crimes'",
+        ),
+        (
+            "[layers.c]\nkind='crimes'\npath='c.csv'\n[layers.c.columns]\nx='e'\ny='n'",
+            "x/y columns need 'crs'",
+        ),
+        (
+            "[layers.c]\nkind='crimes'\npath='c.csv'\n[layers.c.columns]\nlon='a'",
+            "map both 'lon' and 'lat'",
+        ),
         ("crs = 'EPSG:999999'", "unknown CRS"),
         ("h3_resolutions = [9, 9]", "must not repeat"),
         ("[layers.hex]\nkind='crimes'\npath='c.csv'", "layer name 'hex'"),
-        ("[layers.c]\nkind='crimes'\npath='c.csv'\n[layers.c.format]\ndecimal=';'",
-         "decimal must be"),
+        (
+            "[layers.c]\nkind='crimes'\npath='c.csv'\n[layers.c.format]\ndecimal=';'",
+            "decimal must be",
+        ),
     ],
 )
 def test_bad_city_files_name_key_and_file(tmp_path, extra, needle):
-    path = write(tmp_path, MINIMAL.replace('name = "Testville"', f'name = "Testville"\n{extra}', 1)
-                 if not extra.startswith("[") else MINIMAL + "\n" + extra)
+    path = write(
+        tmp_path,
+        MINIMAL.replace('name = "Testville"', f'name = "Testville"\n{extra}', 1)
+        if not extra.startswith("[")
+        else MINIMAL + "\n" + extra,
+    )
     with pytest.raises(CityFileError) as err:
         load_city(path)
     assert needle in str(err.value)
@@ -71,14 +85,33 @@ def test_missing_units_and_not_toml(tmp_path):
 
 def test_builtin_kinds_are_declared_in_layers_dir():
     kinds = load_kinds()
-    assert {"crimes", "audits", "perception", "lighting", "public_space", "transit", "streets",
-            "raster"} <= set(kinds)
+    assert {
+        "crimes",
+        "audits",
+        "perception",
+        "lighting",
+        "public_space",
+        "transit",
+        "streets",
+        "raster",
+    } <= set(kinds)
     assert kinds["crimes"].count_field == "crime_count"
     assert kinds["crimes"].fields["victim_age"].sensitive
     audits = kinds["audits"]
     assert {f: (s.min, s.max) for f, s in audits.fields.items() if f != "record_id"} == {
-        p: (0, 3) for p in ("lighting", "openness", "visibility", "people", "security",
-                            "walk_path", "transport", "gender_usage", "feeling")}
+        p: (0, 3)
+        for p in (
+            "lighting",
+            "openness",
+            "visibility",
+            "people",
+            "security",
+            "walk_path",
+            "transport",
+            "gender_usage",
+            "feeling",
+        )
+    }
 
 
 def test_custom_kind_dir(tmp_path):
@@ -86,9 +119,12 @@ def test_custom_kind_dir(tmp_path):
     kinds.mkdir()
     (kinds / "cctv.toml").write_text(
         'kind = "cctv"\ntitle = "CCTV"\ngeometry = "point"\ncount_field = "cctv_count"\n'
-        '[fields.location]\ntype = "string"\n', encoding="utf-8")
+        '[fields.location]\ntype = "string"\n',
+        encoding="utf-8",
+    )
     text = MINIMAL.replace('name = "Testville"', 'name = "T"\nkinds_dir = "kinds"') + (
-        "[layers.cams]\nkind='cctv'\npath='c.csv'\n[layers.cams.columns]\nlocation='loc'\n")
+        "[layers.cams]\nkind='cctv'\npath='c.csv'\n[layers.cams.columns]\nlocation='loc'\n"
+    )
     city = load_city(write(tmp_path, text))
     assert city.kind_of("cams").count_field == "cctv_count"
     (kinds / "bad.toml").write_text('kind = "bad"\ntitle="B"\ngeometry="point"\nwat=1\n')

@@ -13,8 +13,9 @@ USM = [sys.executable, "-m", "geo_usm.cli"]
 
 
 def run(*args, cwd=None):
-    return subprocess.run([*USM, *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          timeout=300, check=False)
+    return subprocess.run(
+        [*USM, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300, check=False
+    )
 
 
 @pytest.fixture

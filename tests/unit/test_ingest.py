@@ -8,7 +8,7 @@ import pyogrio
 import pytest
 import shapely
 
-from geo_usm.errors import InputError, ProblemList
+from geo_usm.errors import InputError, ProblemsError
 from geo_usm.pipeline import build, validate
 
 # Four 1 km squares in British National Grid around King's Cross (real coordinates).
@@ -16,11 +16,20 @@ X0, Y0 = 529000, 182000
 
 
 def make_units(tmp_path):
-    squares = [shapely.box(X0 + i * 1000, Y0 + j * 1000, X0 + (i + 1) * 1000, Y0 + (j + 1) * 1000)
-               for j in range(2) for i in range(2)]
-    gdf = gpd.GeoDataFrame({"codigo": ["U1", "U2", "U3", "U4"],
-                            "nombre": ["Uno", "Dos", "Tres", "Cuatro"],
-                            "pob": [1000, 1500, 800, 1200]}, geometry=squares, crs=27700)
+    squares = [
+        shapely.box(X0 + i * 1000, Y0 + j * 1000, X0 + (i + 1) * 1000, Y0 + (j + 1) * 1000)
+        for j in range(2)
+        for i in range(2)
+    ]
+    gdf = gpd.GeoDataFrame(
+        {
+            "codigo": ["U1", "U2", "U3", "U4"],
+            "nombre": ["Uno", "Dos", "Tres", "Cuatro"],
+            "pob": [1000, 1500, 800, 1200],
+        },
+        geometry=squares,
+        crs=27700,
+    )
     gdf.to_file(tmp_path / "unidades.gpkg", layer="barrios")
 
 
@@ -83,8 +92,9 @@ ROWS = [
 def city(tmp_path):
     make_units(tmp_path)
     header = "folio;este;norte;fecha_hora;tipo;sexo_victima;edad_victima"
-    (tmp_path / "delitos.csv").write_text("\n".join([header] + [r for r, _ in ROWS]) + "\n",
-                                          encoding="utf-8")
+    (tmp_path / "delitos.csv").write_text(
+        "\n".join([header] + [r for r, _ in ROWS]) + "\n", encoding="utf-8"
+    )
     (tmp_path / "city.toml").write_text(CITY, encoding="utf-8")
     return tmp_path / "city.toml"
 
@@ -123,7 +133,7 @@ def test_validate_reports_every_fatal_problem_at_once(city, tmp_path):
     text = text.replace('tipo"', 'tipo_delito"').replace('"delitos.csv"', '"delitos.csv"', 1)
     text += '\n[layers.luces]\nkind = "lighting"\npath = "luces.csv"\n'
     city.write_text(text, encoding="utf-8")
-    with pytest.raises(ProblemList) as err:
+    with pytest.raises(ProblemsError) as err:
         validate(city)
     msg = str(err.value)
     assert "column 'tipo_delito' (mapped to 'category') is not in the file" in msg
@@ -142,24 +152,32 @@ def test_units_without_crs_is_fatal(tmp_path):
     with pytest.warns(UserWarning, match="crs"):
         gdf.to_file(tmp_path / "u.shp")
     (tmp_path / "city.toml").write_text('name="x"\n[units]\npath="u.shp"\nid="id"\n')
-    with pytest.raises(ProblemList, match="no CRS"):
+    with pytest.raises(ProblemsError, match="no CRS"):
         validate(tmp_path / "city.toml")
 
 
 def test_polygons_invalid_and_outside(tmp_path):
     make_units(tmp_path)
-    bowtie = shapely.Polygon([(X0 + 10, Y0 + 10), (X0 + 200, Y0 + 200), (X0 + 200, Y0 + 10),
-                              (X0 + 10, Y0 + 200)])
+    bowtie = shapely.Polygon(
+        [(X0 + 10, Y0 + 10), (X0 + 200, Y0 + 200), (X0 + 200, Y0 + 10), (X0 + 10, Y0 + 200)]
+    )
     park = shapely.box(X0 + 100, Y0 + 100, X0 + 300, Y0 + 300)
     far = shapely.box(X0 + 9000, Y0, X0 + 9100, Y0 + 100)
-    gpd.GeoDataFrame({"nombre": ["mala", "parque", "lejos"]}, geometry=[bowtie, park, far],
-                     crs=27700).to_file(tmp_path / "parques.geojson")
-    (tmp_path / "city.toml").write_text(CITY.split("[layers.delitos]")[0] + (
-        '[layers.parques]\nkind="public_space"\npath="parques.geojson"\n'
-        '[layers.parques.columns]\nname="nombre"\n'))
+    gpd.GeoDataFrame(
+        {"nombre": ["mala", "parque", "lejos"]}, geometry=[bowtie, park, far], crs=27700
+    ).to_file(tmp_path / "parques.geojson")
+    (tmp_path / "city.toml").write_text(
+        CITY.split("[layers.delitos]")[0]
+        + (
+            '[layers.parques]\nkind="public_space"\npath="parques.geojson"\n'
+            '[layers.parques.columns]\nname="nombre"\n'
+        )
+    )
     result = build(tmp_path / "city.toml", tmp_path / "out")
     (report,) = result.layers
     assert (report.read, report.accepted, report.rejected) == (3, 1, 2)
-    assert any(k.startswith("invalid geometry: Self-intersection") for k in report.rejects_by_reason)
+    assert any(
+        k.startswith("invalid geometry: Self-intersection") for k in report.rejects_by_reason
+    )
     assert report.rejects_by_reason["outside the study area"] == 1
     assert np.isclose(result.manifest["parameters"]["study_area_m2"], 4e6)

@@ -48,15 +48,26 @@ def test_new_city_semicolon_decimal_comma_iso_dates_auto_utm(tmp_path):
     lon, lat = to_wgs.transform(x, y)
     hours = rng.integers(0, 24, 3000)
     lines = ["Longitud;Latitud;FechaHora;Categoría"]
-    lines += [f"{lo:.6f};{la:.6f};2024-05-{d:02d}T{h:02d}:30:00;Robo".replace(".", ",")
-              for lo, la, d, h in zip(lon, lat, rng.integers(1, 29, 3000), hours, strict=True)]
+    lines += [
+        f"{lo:.6f};{la:.6f};2024-05-{d:02d}T{h:02d}:30:00;Robo".replace(".", ",")
+        for lo, la, d, h in zip(lon, lat, rng.integers(1, 29, 3000), hours, strict=True)
+    ]
     (tmp_path / "incidentes.csv").write_text("\n".join(lines), encoding="utf-8")
     # SYNTHETIC seeded population raster, 50 m cells over the squares, 27700
     pop = rng.integers(0, 40, (44, 44)).astype("float32")
     pop[0, 0] = -1
-    with rasterio.open(tmp_path / "poblacion_sintetica.tif", "w", driver="GTiff", height=44,
-                       width=44, count=1, dtype="float32", crs="EPSG:27700", nodata=-1,
-                       transform=from_origin(X0 - 100, Y0 + 2100, 50, 50)) as dst:
+    with rasterio.open(
+        tmp_path / "poblacion_sintetica.tif",
+        "w",
+        driver="GTiff",
+        height=44,
+        width=44,
+        count=1,
+        dtype="float32",
+        crs="EPSG:27700",
+        nodata=-1,
+        transform=from_origin(X0 - 100, Y0 + 2100, 50, 50),
+    ) as dst:
         dst.write(pop, 1)
     (tmp_path / "city.toml").write_text(NEW_CITY, encoding="utf-8")
     result = build(tmp_path / "city.toml", tmp_path / "out")
@@ -90,8 +101,20 @@ def test_sample_cities_build_conserve_and_manifest(which, request):
     result = request.getfixturevalue(which)
     out = result.output
     manifest = json.loads((out / "manifest.json").read_text())
-    for key in ("software", "build_id", "started", "finished", "city", "crs", "parameters",
-                "inputs", "layers", "units", "hex", "attribution"):
+    for key in (
+        "software",
+        "build_id",
+        "started",
+        "finished",
+        "city",
+        "crs",
+        "parameters",
+        "inputs",
+        "layers",
+        "units",
+        "hex",
+        "attribution",
+    ):
         assert key in manifest, key
     assert manifest["software"]["version"]
     assert len(manifest["city"]["sha256"]) == 64
@@ -107,8 +130,10 @@ def test_sample_cities_build_conserve_and_manifest(which, request):
         if entry["kind"] != "raster":
             assert (rejects["layer"] == name).sum() == entry["rejected"], name
             assert sum(entry["rejects_by_reason"].values()) == entry["rejected"]
-            assert len(pyogrio.read_dataframe(gpkg, layer=name, read_geometry=False)) == \
-                entry["accepted"]
+            assert (
+                len(pyogrio.read_dataframe(gpkg, layer=name, read_geometry=False))
+                == entry["accepted"]
+            )
     crimes = sum(e["accepted"] for e in manifest["layers"].values() if e["kind"] == "crimes")
     assert units["crime_count"].sum() == hexes["crime_count"].sum() == crimes > 0
     assert hexes["h3"].is_unique and units["unit_id"].is_unique

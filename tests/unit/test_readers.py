@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geo_usm.errors import InputError
-from geo_usm.io import read_source
 from geo_usm.ingest import _numbers, _text
+from geo_usm.io import read_source
 
 
 def test_semicolon_decimal_comma_bom_latin1(tmp_path):

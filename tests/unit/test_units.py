@@ -13,11 +13,15 @@ BNG = CRS.from_epsg(27700)
 
 
 def grid_units(n=6, size=400.0, x0=529000.0, y0=182000.0):
-    polys = [shapely.box(x0 + i * size, y0 + j * size, x0 + (i + 1) * size, y0 + (j + 1) * size)
-             for j in range(n) for i in range(n)]
+    polys = [
+        shapely.box(x0 + i * size, y0 + j * size, x0 + (i + 1) * size, y0 + (j + 1) * size)
+        for j in range(n)
+        for i in range(n)
+    ]
     # an irregular split of one square so that not everything is axis-aligned
-    return gpd.GeoDataFrame({"unit_id": [f"U{k:03d}" for k in range(len(polys))]},
-                            geometry=polys, crs=BNG)
+    return gpd.GeoDataFrame(
+        {"unit_id": [f"U{k:03d}" for k in range(len(polys))]}, geometry=polys, crs=BNG
+    )
 
 
 def reference_lookup(polys_wgs, lon, lat):
@@ -49,8 +53,9 @@ def test_polygon_index_matches_exact_test_everywhere():
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.lists(st.tuples(st.floats(-0.13, -0.10), st.floats(51.50, 51.53)), min_size=1,
-                max_size=50))
+@given(
+    st.lists(st.tuples(st.floats(-0.13, -0.10), st.floats(51.50, 51.53)), min_size=1, max_size=50)
+)
 def test_polygon_index_property(points):
     polys = grid_units().to_crs(4326).geometry.values
     index = PolygonIndex(np.asarray(polys), max_pixels=50_000)
@@ -72,9 +77,14 @@ def test_cover_includes_boundary_cells_of_narrow_area():
     assert covered == pytest.approx(strip.area, rel=1e-9)
     # every point of the strip falls in a cover cell
     rng = np.random.default_rng(3)
-    lon, lat = gpd.GeoSeries(shapely.points(rng.uniform(529000, 532000, 5000),
-                                            rng.uniform(182000, 182060, 5000)),
-                             crs=BNG).to_crs(4326).pipe(lambda s: (s.x.values, s.y.values))
+    lon, lat = (
+        gpd.GeoSeries(
+            shapely.points(rng.uniform(529000, 532000, 5000), rng.uniform(182000, 182060, 5000)),
+            crs=BNG,
+        )
+        .to_crs(4326)
+        .pipe(lambda s: (s.x.values, s.y.values))
+    )
     a = frame.assign(lon, lat)
     assert a.inside.all()
     assert np.isin(a.cells[9], cover["cell"].to_numpy()).all()
