@@ -86,6 +86,11 @@ class LayerConfig(_Strict):
     categories: list[str] | None = None
     format: FormatOptions = Field(default_factory=FormatOptions)
     columns: dict[str, str] = Field(default_factory=dict)
+    in_totals: bool = Field(
+        default=True,
+        description="add this layer to its kind's total (crime_count...); false for a layer "
+        "that overlaps another of the same kind",
+    )
     band: int = Field(default=1, ge=1, description="raster band")
     statistic: Literal["sum", "mean"] = Field(default="sum", description="raster aggregation")
 

@@ -454,54 +454,53 @@ def _all_rejects(layers: dict[str, _Layer]) -> pd.DataFrame:
 def _aggregate(
     frame: SpatialFrame, layers: dict[str, _Layer], city: City
 ) -> tuple[dict[int, gpd.GeoDataFrame], gpd.GeoDataFrame]:
-    """Build the hex covers and add per-kind counts (and raster sums) to hexes and units."""
+    """Build the hex covers and add counts (and raster statistics) to hexes and units.
+
+    Every point layer gets ``count_<layer>``; each point kind with a count field gets that
+    field (``crime_count``...), the sum over its layers with ``in_totals`` true.
+    """
     units = frame.units.copy()
     hexes: dict[int, gpd.GeoDataFrame] = {}
-    point_layers = {n: lay for n, lay in layers.items() if lay.unit is not None}
+    points = {n: lay for n, lay in layers.items() if lay.unit is not None and lay.values is None}
     for res in frame.resolutions:
-        extra = [lay.cells[res] for lay in point_layers.values()]
+        extra = [lay.cells[res] for lay in points.values()]
         hexes[res] = frame.hex_cover(res, np.concatenate(extra) if extra else None)
+    tables = (units, *hexes.values())
 
-    def add(
-        column: str,
-        unit_idx: np.ndarray,
-        cells: dict[int, np.ndarray],
-        weights: np.ndarray | None,
-        statistic: str = "sum",
-    ) -> None:
+    def add(column: str, lay: _Layer, statistic: str) -> None:
+        assert lay.unit is not None
         for res, hx in hexes.items():
-            pos = cell_positions(cells[res], hx["cell"].to_numpy())
-            hx[column] = _stat(pos, len(hx), weights, statistic, hx.get(column))
-        units[column] = _stat(unit_idx, len(units), weights, statistic, units.get(column))
+            pos = cell_positions(lay.cells[res], hx["cell"].to_numpy())
+            hx[column] = _stat(pos, len(hx), lay.values, statistic)
+        units[column] = _stat(lay.unit, len(units), lay.values, statistic)
 
-    # counts of every point kind with a count field, all layers of one kind summed
-    for kind_name in dict.fromkeys(lay.report.kind for lay in point_layers.values()):
-        kind = city.kinds[kind_name]
-        if not kind.count_field:
+    expected: dict[str, int] = {}
+    for name, lay in points.items():
+        add(f"count_{name}", lay, "count")
+        expected[f"count_{name}"] = lay.report.accepted
+    kinds = [city.kinds[k] for k in dict.fromkeys(lay.report.kind for lay in points.values())]
+    for kind in [city.kinds["crimes"], *kinds]:  # crime_count is always there, even when zero
+        if not kind.count_field or kind.count_field in units:
             continue
-        members = [
-            lay
-            for lay in point_layers.values()
-            if lay.report.kind == kind_name and lay.values is None
-        ]
-        if not members:
-            continue
-        unit_idx = np.concatenate([m.unit for m in members])  # type: ignore[misc]
-        cells = {r: np.concatenate([m.cells[r] for m in members]) for r in frame.resolutions}
-        add(kind.count_field, unit_idx, cells, None, "count")
-    for table in (units, *hexes.values()):  # the core count is always there, even when zero
-        if "crime_count" not in table:
-            table["crime_count"] = np.zeros(len(table), dtype=np.int64)
+        members = [n for n, lay in points.items() if lay.report.kind == kind.kind
+                   and city.config.layers[n].in_totals]
+        for table in tables:
+            table[kind.count_field] = sum(
+                (table[f"count_{n}"] for n in members), start=np.zeros(len(table), np.int64)
+            )
+        expected[kind.count_field] = sum(points[n].report.accepted for n in members)
     for name, lay in layers.items():
         if lay.values is not None:
-            add(f"{name}_{lay.statistic}", lay.unit, lay.cells, lay.values, lay.statistic)  # type: ignore[arg-type]
-    _check_conservation(hexes, units, point_layers, city)
+            add(f"{name}_{lay.statistic}", lay, lay.statistic)
+    for column, accepted in expected.items():
+        totals = [int(t[column].sum()) for t in tables]
+        if any(t != accepted for t in totals):
+            msg = f"conservation failed for {column}: accepted {accepted}, totals {totals}"
+            raise RuntimeError(msg)
     return hexes, units
 
 
-def _stat(
-    index: np.ndarray, n: int, weights: np.ndarray | None, statistic: str, existing: Any
-) -> np.ndarray:
+def _stat(index: np.ndarray, n: int, weights: np.ndarray | None, statistic: str) -> np.ndarray:
     if statistic == "count":
         return count_by(index, n).astype(np.int64)
     total = count_by(index, n, weights)
@@ -509,28 +508,6 @@ def _stat(
         return total
     with np.errstate(invalid="ignore", divide="ignore"):
         return total / count_by(index, n)
-
-
-def _check_conservation(
-    hexes: dict[int, gpd.GeoDataFrame],
-    units: gpd.GeoDataFrame,
-    point_layers: dict[str, _Layer],
-    city: City,
-) -> None:
-    """Check that every accepted point is counted once on every grid (else it is a bug)."""
-    for kind_name in dict.fromkeys(lay.report.kind for lay in point_layers.values()):
-        field_name = city.kinds[kind_name].count_field
-        if not field_name or field_name not in units:
-            continue
-        accepted = sum(
-            lay.report.accepted
-            for lay in point_layers.values()
-            if lay.report.kind == kind_name and lay.values is None
-        )
-        totals = [int(units[field_name].sum())] + [int(h[field_name].sum()) for h in hexes.values()]
-        if any(t != accepted for t in totals):
-            msg = f"conservation failed for {field_name}: accepted {accepted}, totals {totals}"
-            raise RuntimeError(msg)
 
 
 def _manifest(

@@ -2,7 +2,7 @@
 
 Run once from the repository root; the outputs are committed::
 
-    .venv/bin/python scripts/make_sample_data.py                # --shared ../shared/data --out sample_data
+    .venv/bin/python scripts/make_sample_data.py  # --shared ../shared/data --out sample_data
     .venv/bin/python scripts/make_sample_data.py --skip-audits  # real data only
 
 What it does (see sample_data/README.md for sources and licences):
@@ -30,7 +30,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
@@ -86,17 +85,22 @@ def build_trafford(shared: Path, out: Path) -> None:
     area = _trafford_area(layers)
 
     # crimes, November 2018: attribute filter on the district joined upstream.
-    crimes = pyogrio.read_dataframe(gm / "gmp_street_crime_2018_11.gpkg", layer="crimes",
-                                    where="lad21nm = 'Trafford'")
+    crimes = pyogrio.read_dataframe(
+        gm / "gmp_street_crime_2018_11.gpkg", layer="crimes", where="lad21nm = 'Trafford'"
+    )
     crimes = crimes.sort_values(["snap_point_id", "category"], kind="stable")
     dst = data / "trafford_crime_2018_11.gpkg"
     dst.unlink(missing_ok=True)
-    pyogrio.write_dataframe(crimes, dst, layer="crimes", driver="GPKG",
-                            layer_options={"SPATIAL_INDEX": "NO"})
-    inside = shapely.contains_xy(area, shapely.get_x(crimes.geometry.values),
-                                 shapely.get_y(crimes.geometry.values))
-    print(f"  wrote {dst.name}: {len(crimes):,} crimes (lad21nm = 'Trafford'), "
-          f"{int((~inside).sum())} of them outside the LSOA union")
+    pyogrio.write_dataframe(
+        crimes, dst, layer="crimes", driver="GPKG", layer_options={"SPATIAL_INDEX": "NO"}
+    )
+    inside = shapely.contains_xy(
+        area, shapely.get_x(crimes.geometry.values), shapely.get_y(crimes.geometry.values)
+    )
+    print(
+        f"  wrote {dst.name}: {len(crimes):,} crimes (lad21nm = 'Trafford'), "
+        f"{int((~inside).sum())} of them outside the LSOA union"
+    )
 
     # burglary series: keep points inside the Trafford LSOA union + 200 m, source text unchanged.
     src = gm / "gmp_burglary_2016_02_to_2019_01.csv"
@@ -112,22 +116,35 @@ def build_trafford(shared: Path, out: Path) -> None:
     dst = data / "trafford_burglary_2016_02_to_2019_01.csv"
     table.loc[keep].to_csv(dst, index=False, lineterminator="\n")
     months = table.loc[keep, "month"]
-    print(f"  wrote {dst.name}: {int(keep.sum()):,} of {len(table):,} rows "
-          f"({int(strictly.sum()):,} inside the LSOA union, {int((keep & ~strictly).sum())} in the "
-          f"{TRAFFORD_BUFFER_M:.0f} m ring), {months.nunique()} months "
-          f"{months.min()}..{months.max()}")
+    print(
+        f"  wrote {dst.name}: {int(keep.sum()):,} of {len(table):,} rows "
+        f"({int(strictly.sum()):,} inside the LSOA union, {int((keep & ~strictly).sum())} in the "
+        f"{TRAFFORD_BUFFER_M:.0f} m ring), {months.nunique()} months "
+        f"{months.min()}..{months.max()}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", default="../shared/data",
-                        help="shared data folder (relative paths: from the repository root)")
-    parser.add_argument("--out", default="sample_data",
-                        help="output folder (relative paths: from the repository root)")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="seed of the synthetic audits (default: make_synthetic_audits.SEED)")
-    parser.add_argument("--skip-audits", action="store_true",
-                        help="do not (re)generate the synthetic audit layers")
+    parser.add_argument(
+        "--shared",
+        default="../shared/data",
+        help="shared data folder (relative paths: from the repository root)",
+    )
+    parser.add_argument(
+        "--out",
+        default="sample_data",
+        help="output folder (relative paths: from the repository root)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the synthetic audits (default: make_synthetic_audits.SEED)",
+    )
+    parser.add_argument(
+        "--skip-audits", action="store_true", help="do not (re)generate the synthetic audit layers"
+    )
     args = parser.parse_args(argv)
     shared, out = _resolve(args.shared), _resolve(args.out)
     if not (shared / "london_camden").is_dir() or not (shared / "greater_manchester").is_dir():
@@ -138,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     build_trafford(shared, out)
     if not args.skip_audits:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        import make_synthetic_audits  # noqa: PLC0415 (sibling script, not a package)
+        import make_synthetic_audits  # sibling script, not a package
 
         seed = make_synthetic_audits.SEED if args.seed is None else args.seed
         make_synthetic_audits.build_all(out, seed)

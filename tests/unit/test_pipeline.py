@@ -134,8 +134,16 @@ def test_sample_cities_build_conserve_and_manifest(which, request):
                 len(pyogrio.read_dataframe(gpkg, layer=name, read_geometry=False))
                 == entry["accepted"]
             )
-    crimes = sum(e["accepted"] for e in manifest["layers"].values() if e["kind"] == "crimes")
+    city = result.city.config.layers
+    crimes = sum(
+        e["accepted"]
+        for n, e in manifest["layers"].items()
+        if e["kind"] == "crimes" and city[n].in_totals
+    )
     assert units["crime_count"].sum() == hexes["crime_count"].sum() == crimes > 0
+    for name, entry in manifest["layers"].items():
+        if entry["kind"] not in ("raster", "streets", "public_space"):
+            assert units[f"count_{name}"].sum() == hexes[f"count_{name}"].sum() == entry["accepted"]
     assert hexes["h3"].is_unique and units["unit_id"].is_unique
     assert ((hexes["area_share"] > 0) & (hexes["area_share"] <= 1)).all()
     assert (hexes["area_share"] < 1).any()  # boundary cells are in the cover
