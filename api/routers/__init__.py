@@ -1,0 +1,1 @@
+"""Routers of the geo-usm API: OGC API - Features (``features``) and service routes."""

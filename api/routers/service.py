@@ -1,0 +1,154 @@
+"""Service routes: the API definition (``/api``), its HTML rendering and ``/healthz``.
+
+``/api`` serves the OpenAPI 3.0 document and ``/api.html`` a plain HTML page listing the
+operations (no scripts, nothing fetched from a CDN); ``f=json`` or ``f=html`` picks either
+representation on both paths.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from api.dependencies import base_url, format_parameter, get_provider, query_checker
+from api.models import Health
+from api.provider import Provider
+from api.responses import HTML, OPENAPI_JSON, OpenAPIResponse
+from api.routers.features import BAD_REQUEST, SERVER_ERROR
+
+router = APIRouter()
+
+_METHODS = ("get", "put", "post", "delete", "patch")
+
+_DEFINITION_RESPONSES: dict[int | str, Any] = {
+    200: {
+        "description": "The API definition (OpenAPI 3.0) or its HTML rendering.",
+        "content": {
+            OPENAPI_JSON: {"schema": {"type": "object"}},
+            HTML: {"schema": {"type": "string"}},
+        },
+    },
+    400: BAD_REQUEST,
+    500: SERVER_ERROR,
+}
+
+
+def _definition(request: Request) -> OpenAPIResponse:
+    document: dict[str, Any] = request.app.openapi()
+    root_path = request.scope.get("root_path")
+    if root_path:
+        document = {**document, "servers": [{"url": root_path}]}
+    return OpenAPIResponse(document)
+
+
+def _documentation(request: Request) -> HTMLResponse:
+    document: dict[str, Any] = request.app.openapi()
+    base = base_url(request)
+    esc = html.escape
+    rows = []
+    for path, path_item in document.get("paths", {}).items():
+        for method in _METHODS:
+            operation = path_item.get(method)
+            if not operation:
+                continue
+            shown = esc(path)
+            if method == "get" and "{" not in path:
+                shown = f'<a href="{esc(base + path)}">{shown}</a>'
+            params = ", ".join(
+                esc(p["name"]) for p in operation.get("parameters", []) if p.get("in") == "query"
+            )
+            rows.append(
+                f"<tr><td>{method.upper()}</td><td><code>{shown}</code></td>"
+                f"<td>{esc(operation.get('summary', ''))}</td><td>{params}</td>"
+                f"<td>{esc(operation.get('description', ''))}</td></tr>"
+            )
+    title = esc(document["info"]["title"])
+    page = f"""<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>{title}: API</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{border-bottom:1px solid #ccc;
+padding:.3em .6em;text-align:left;vertical-align:top}}table{{border-collapse:collapse}}</style>
+</head>
+<body>
+<h1>{title}</h1>
+<p>{esc(document["info"].get("description", ""))}</p>
+<p>OGC API - Features Part 1. Machine-readable definition:
+<a href="{esc(base)}/api">{esc(base)}/api</a> (OpenAPI 3.0).</p>
+<table>
+<tr><th>Method</th><th>Path</th><th>Summary</th><th>Query parameters</th><th>Description</th></tr>
+{chr(10).join(rows)}
+</table>
+</body>
+</html>
+"""
+    return HTMLResponse(page)
+
+
+@router.get(
+    "/api",
+    summary="API definition",
+    description="This OpenAPI 3.0 document (f=html: the HTML page of /api.html).",
+    operation_id="getApi",
+    tags=["Capabilities"],
+    response_class=OpenAPIResponse,
+    response_model=None,
+    responses=_DEFINITION_RESPONSES,
+    dependencies=[Depends(query_checker(formats=("json", "html")))],
+    openapi_extra={"parameters": [format_parameter(("json", "html"))]},
+)
+async def api_definition(request: Request) -> Response:
+    """Return the OpenAPI 3.0 document."""
+    if request.query_params.get("f") == "html":
+        return _documentation(request)
+    return _definition(request)
+
+
+@router.get(
+    "/api.html",
+    summary="API documentation",
+    description="The operations of this API as a plain HTML page (f=json: the OpenAPI document).",
+    operation_id="getApiDocumentation",
+    tags=["Capabilities"],
+    response_class=HTMLResponse,
+    response_model=None,
+    responses=_DEFINITION_RESPONSES,
+    dependencies=[Depends(query_checker(formats=("html", "json")))],
+    openapi_extra={"parameters": [format_parameter(("html", "json"))]},
+)
+async def api_documentation(request: Request) -> Response:
+    """Return a plain HTML page listing the operations of the API."""
+    if request.query_params.get("f") == "json":
+        return _definition(request)
+    return _documentation(request)
+
+
+@router.get(
+    "/healthz",
+    summary="Health",
+    description="The build being served and the number of features per collection.",
+    operation_id="getHealth",
+    tags=["Service"],
+    response_model=None,
+    responses={
+        200: {"model": Health, "description": "The service is up."},
+        400: BAD_REQUEST,
+        500: SERVER_ERROR,
+    },
+    dependencies=[Depends(query_checker())],
+    openapi_extra={"parameters": [format_parameter()]},
+)
+async def health(provider: Annotated[Provider, Depends(get_provider)]) -> JSONResponse:
+    """Return the service health."""
+    info = provider.info
+    return JSONResponse(
+        {
+            "status": "ok",
+            "build_id": info.build_id,
+            "city": info.city,
+            "finished": info.finished,
+            "collections": {c.id: c.count for c in provider.collections()},
+        }
+    )

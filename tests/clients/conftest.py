@@ -1,0 +1,56 @@
+"""Fixtures of the client tests: a live server over the build, GDAL settings, expected layers.
+
+The server machinery is in ``tests/fixtures/live_server.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import geopandas as gpd
+import pyogrio
+import pytest
+
+from api.provider import PUBLIC_LAYERS
+from tests.fixtures.live_server import LiveServer, live_server_for
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "clients: tests with real clients against a live server")
+
+
+@pytest.fixture(scope="session")
+def build_dir(camden_build: Path) -> Path:
+    """Real clients read the real Camden sample build."""
+    return camden_build
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    build_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LiveServer]:
+    log = tmp_path_factory.mktemp("server") / "uvicorn.log"
+    with live_server_for(build_dir, log) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gdal_http(live_server: LiveServer) -> Iterator[None]:
+    """GDAL with the OAPIF driver, HTTP timeouts and no retries on errors."""
+    if "OAPIF" not in pyogrio.list_drivers():
+        pytest.skip("this GDAL has no OAPIF driver")
+    options = {"GDAL_HTTP_TIMEOUT": "30", "GDAL_HTTP_MAX_RETRY": "0"}
+    previous = {key: pyogrio.get_gdal_config_option(key) for key in options}
+    pyogrio.set_gdal_config_options(options)
+    yield
+    pyogrio.set_gdal_config_options(previous)
+
+
+@pytest.fixture(scope="session")
+def expected(build_dir: Path) -> dict[str, gpd.GeoDataFrame]:
+    """The public layers as stored, reprojected to CRS84, keyed by collection id."""
+    gpkg = build_dir / "diagnosis.gpkg"
+    names = [str(n) for n, _ in pyogrio.list_layers(gpkg) if PUBLIC_LAYERS.fullmatch(str(n))]
+    return {n: pyogrio.read_dataframe(gpkg, layer=n).to_crs("OGC:CRS84") for n in names}
