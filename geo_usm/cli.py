@@ -159,6 +159,7 @@ def serve(ctx: click.Context, build_dir: Path, host: str, port: int) -> None:
 
     def body() -> None:
         import uvicorn
+
         from api.main import create_app
         from api.settings import Settings
 
