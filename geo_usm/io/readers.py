@@ -130,6 +130,9 @@ def read_source(
     if not path.exists():
         raise InputError("input file not found", path=path, hint="check 'path' in the city file")
     suffix = path.suffix.lower()
+    if where and (suffix in TABULAR or suffix in EXCEL or suffix in PARQUET or suffix == ".zip"):
+        msg = "format.where (an OGR SQL filter) only applies to vector files such as GeoPackage"
+        raise InputError(msg, path=path, hint="remove it, or filter the table with 'categories'")
     try:
         if suffix == ".zip":
             return _read_gtfs_zip(path, encoding)
@@ -235,9 +238,18 @@ def _read_gtfs_zip(path: Path, encoding: str) -> RawTable:
 
 def _read_excel(path: Path, sheet: str | int | None) -> RawTable:
     try:
-        frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, dtype=str)
-    except ValueError as exc:
-        raise InputError(f"cannot read sheet {sheet!r}: {exc}", path=path) from None
+        book = pd.ExcelFile(path)
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise InputError(f"not a readable Excel workbook ({exc})", path=path) from None
+    with book:
+        if isinstance(sheet, str) and sheet not in book.sheet_names:
+            names = ", ".join(map(str, book.sheet_names))
+            msg = f"no sheet {sheet!r}; the sheets are: {names}"
+            raise InputError(msg, path=path, hint="fix format.sheet in the city file")
+        try:
+            frame = book.parse(sheet_name=sheet if sheet is not None else 0, dtype=str)
+        except (ValueError, IndexError) as exc:
+            raise InputError(f"cannot read sheet {sheet!r}: {exc}", path=path) from None
     frame = frame.astype(object).where(frame.notna(), "")
     frame.columns = [str(c).strip() for c in frame.columns]
     return RawTable(path=path, frame=frame.reset_index(drop=True))
@@ -262,8 +274,10 @@ def _read_vector(path: Path, layer: str | None, where: str | None) -> RawTable:
             )
     try:
         gdf = pyogrio.read_dataframe(path, layer=layer, where=where)
-    except pyogrio.errors.DataLayerError as exc:
-        raise InputError(f"cannot read layer {layer!r}: {exc}", path=path) from None
+    except pyogrio.errors.DataLayerError:
+        names = ", ".join(str(n) for n in pyogrio.list_layers(path)[:, 0])
+        msg = f"no layer {layer!r}; the layers are: {names}"
+        raise InputError(msg, path=path, hint="fix 'layer' in the city file") from None
     except pyogrio.errors.FieldError as exc:
         raise InputError(f"invalid 'where' filter {where!r}: {exc}", path=path) from None
     if isinstance(gdf, gpd.GeoDataFrame):

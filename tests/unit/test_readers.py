@@ -108,3 +108,19 @@ def test_number_parser_never_crashes(texts):
     values, bad = _numbers(_text(pd.Series(texts, dtype=object), set()), ".")
     assert len(values) == len(texts)
     assert not (bad & np.isfinite(values)).any()
+
+
+def test_clear_messages_for_wrong_layer_sheet_where(tmp_path):
+    g = gpd.GeoDataFrame({"a": [1]}, geometry=[shapely.Point(0, 0)], crs=27700)
+    g.to_file(tmp_path / "m.gpkg", layer="one")
+    with pytest.raises(InputError, match="no layer 'nope'; the layers are: one"):
+        read_source(tmp_path / "m.gpkg", layer="nope")
+    pd.DataFrame({"a": [1]}).to_excel(tmp_path / "t.xlsx", sheet_name="datos", index=False)
+    with pytest.raises(InputError, match="no sheet 'data'; the sheets are: datos"):
+        read_source(tmp_path / "t.xlsx", sheet="data")
+    (tmp_path / "fake.xlsx").write_text("a,b\n1,2\n")
+    with pytest.raises(InputError, match="not a readable Excel workbook"):
+        read_source(tmp_path / "fake.xlsx")
+    (tmp_path / "t.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(InputError, match="only applies to vector files"):
+        read_source(tmp_path / "t.csv", where="a = 1")
