@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import queue
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -97,15 +98,18 @@ class PolygonIndex:
         transform = Affine(self.dx, 0, self.x0, 0, -self.dy, self.y0)
         shape = (self.height, self.width)
         drawable = np.flatnonzero(~shapely.is_empty(self.polygons))
+        # The raster only needs boundaries to within a fraction of a pixel (the ambiguous band
+        # is a pixel wide on each side), so draw simplified outlines: far fewer vertices.
+        outlines = shapely.simplify(self.polygons[drawable], 0.25 * min(self.dx, self.dy))
         labels = rasterize(
-            ((self.polygons[i], i + 1) for i in drawable),
+            zip(outlines, drawable + 1, strict=True),
             out_shape=shape,
             transform=transform,
             fill=0,
             dtype="int32",
         )
         edges = rasterize(
-            ((b, 1) for b in shapely.boundary(self.polygons[drawable])),
+            ((b, 1) for b in shapely.boundary(outlines)),
             out_shape=shape,
             transform=transform,
             fill=0,
@@ -121,6 +125,17 @@ class PolygonIndex:
         labels[edges] = -1
         self.labels = labels
         self.ambiguous_share = float(edges.mean())
+        # Prepared copies for exact tests, one per concurrent caller: GEOS prepares geometries
+        # lazily and prepared geometries are not safe to share between threads.
+        self._prepared: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
+
+    def _checkout(self) -> np.ndarray:
+        try:
+            return self._prepared.get_nowait()
+        except queue.Empty:
+            copy = shapely.from_wkb(shapely.to_wkb(self.polygons))
+            shapely.prepare(copy)
+            return copy
 
     def lookup(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """Return the index of the polygon containing each point, or -1.
@@ -135,8 +150,14 @@ class PolygonIndex:
         amb = np.flatnonzero(out == -2)
         out[amb] = -1
         if len(amb):
-            points = shapely.points(lon[amb], lat[amb])
-            pt, poly = self.tree.query(points, predicate="intersects")
+            x, y = lon[amb], lat[amb]
+            pt, poly = self.tree.query(shapely.points(x, y))  # bounding boxes only
+            polys = self._checkout()
+            try:
+                hit = shapely.intersects_xy(polys[poly], x[pt], y[pt])
+            finally:
+                self._prepared.put(polys)
+            pt, poly = pt[hit], poly[hit]
             if len(pt):
                 order = np.lexsort((poly, pt))
                 pt, poly = pt[order], poly[order]
@@ -348,8 +369,8 @@ def count_by(index: np.ndarray, n: int, weights: np.ndarray | None = None) -> np
 
 def cell_positions(cells: np.ndarray, cover_cells: np.ndarray) -> np.ndarray:
     """Return the position of each cell in the sorted cover (all cells must be in it)."""
-    pos = np.searchsorted(cover_cells, cells)
-    if len(cells) and (pos.max(initial=0) >= len(cover_cells) or (cover_cells[pos] != cells).any()):
+    pos = pd.Index(cover_cells).get_indexer(cells)
+    if (pos < 0).any():
         msg = "a point's H3 cell is missing from the cover"
         raise RuntimeError(msg)
     return pos
