@@ -38,7 +38,7 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy
 
 bench: $(VENV)/.installed-bench
-	$(BIN)/python benchmarks/bench_assign.py
+	$(BIN)/python benchmarks/bench_assign.py $(BENCH_ARGS)
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache .mypy_cache
