@@ -30,7 +30,15 @@ from geo_usm.errors import GeoUsmError, InputError, ProblemsError
 from geo_usm.ingest import ParsedLayer, parse_layer
 from geo_usm.io import RawTable, file_sha256, read_polygons, read_source
 from geo_usm.schema import LayerKind
-from geo_usm.units import WGS84, SpatialFrame, cell_positions, count_by, to_crs, utm_crs_for
+from geo_usm.units import (
+    WGS84,
+    SpatialFrame,
+    cell_positions,
+    cells_to_strings,
+    count_by,
+    to_crs,
+    utm_crs_for,
+)
 
 OUTSIDE_STUDY_AREA = "outside the study area"
 OUTSIDE_UNITS = "inside the study area but in no admin unit (gap in the units layer)"
@@ -220,7 +228,7 @@ def _ingest_vector(
     accepted, geometry, rejects = parsed.split()
     if unit is not None:
         accepted["unit_id"] = frame.units["unit_id"].to_numpy()[unit]
-        accepted["h3"] = _h3_strings(cells[frame.resolutions[0]])
+        accepted["h3"] = cells_to_strings(cells[frame.resolutions[0]])
     report = LayerReport(
         name=name,
         kind=kind.kind,
@@ -235,10 +243,6 @@ def _ingest_vector(
         attribution=cfg.attribution,
     )
     return _Layer(report, accepted, geometry, rejects, unit, cells)
-
-
-def _h3_strings(cells: np.ndarray) -> np.ndarray:
-    return np.char.mod("%x", cells.astype(np.uint64)).astype(object)
 
 
 def _ingest_raster(
@@ -482,8 +486,11 @@ def _aggregate(
     for kind in [city.kinds["crimes"], *kinds]:  # crime_count is always there, even when zero
         if not kind.count_field or kind.count_field in units:
             continue
-        members = [n for n, lay in points.items() if lay.report.kind == kind.kind
-                   and city.config.layers[n].in_totals]
+        members = [
+            n
+            for n, lay in points.items()
+            if lay.report.kind == kind.kind and city.config.layers[n].in_totals
+        ]
         for table in tables:
             table[kind.count_field] = sum(
                 (table[f"count_{n}"] for n in members), start=np.zeros(len(table), np.int64)

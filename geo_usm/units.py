@@ -176,6 +176,11 @@ def cells_to_parent(cells: np.ndarray, res: int, parent_res: int) -> np.ndarray:
     return out
 
 
+def cells_to_strings(cells: np.ndarray) -> np.ndarray:
+    """Return H3 cells (uint64) as their usual hexadecimal strings, vectorised."""
+    return np.char.mod("%x", np.asarray(cells, dtype=np.uint64)).astype(object)
+
+
 def point_cells(lon: np.ndarray, lat: np.ndarray, res: int) -> np.ndarray:
     """Return the H3 cell (uint64) of each point at resolution ``res``."""
     return np.asarray(coordinates_to_cells(lat, lon, res), dtype=np.uint64)
@@ -318,7 +323,7 @@ class SpatialFrame:
             keep |= np.isin(cells, extra_cells)
         hexes = gpd.GeoDataFrame(
             {
-                "h3": [h3.int_to_str(int(c)) for c in cells[keep]],
+                "h3": cells_to_strings(cells[keep]),
                 "resolution": np.full(int(keep.sum()), res, dtype=np.int64),
                 "area_m2": area[keep],
                 "area_share": share[keep],
