@@ -36,7 +36,6 @@ from typing import Any
 import geopandas as gpd
 import h3
 import numpy as np
-import pandas as pd
 import shapely
 from h3ronpy.vector import coordinates_to_cells
 from pyproj import CRS, Transformer
@@ -218,20 +217,13 @@ def run_methods(methods: list[Method], lon: np.ndarray, lat: np.ndarray) -> None
 
 
 def profile_geo_usm(geo: GeoUsm, lon: np.ndarray, lat: np.ndarray, repeat: int) -> dict[str, Any]:
-    """Time the steps of ``SpatialFrame.assign`` and of the counting on one thread.
+    """Time the library's own steps of ``SpatialFrame.assign`` and of the counting, 1 thread.
 
-    Replicates ``PolygonIndex.lookup`` step by step (and checks the result equals it), so the
-    exact tests of points in ambiguous (boundary) pixels can be timed apart from the raster.
-    Also times a candidate replacement for the exact step: bounding-box STRtree query, then a
-    vectorised ``intersects_xy`` against *prepared* polygons (copies, so the frame is untouched),
-    and a hash lookup (``pandas.Index.get_indexer``) in place of ``cell_positions``' searchsorted.
+    Calls the geo-usm functions themselves (no replica), so the profile always describes the
+    code that runs; the share of points that needed an exact test is reported beside it.
     """
     frame = geo.frame
     ix = frame.unit_index
-    cover_index = pd.Index(geo.cover)
-    prepared = shapely.from_wkb(shapely.to_wkb(ix.polygons))
-    shapely.prepare(prepared)
-    ptree = shapely.STRtree(prepared)
     steps: dict[str, list[float]] = {}
 
     def tick(name: str, t0: float) -> float:
@@ -239,60 +231,31 @@ def profile_geo_usm(geo: GeoUsm, lon: np.ndarray, lat: np.ndarray, repeat: int) 
         steps.setdefault(name, []).append(t1 - t0)
         return t1
 
-    n_amb = 0
     for _ in range(repeat):
         gc.collect()
         t = time.perf_counter()
         cells = point_cells(lon, lat, RES)
         t = tick("h3 indexing (h3ronpy)", t)
-        col = np.floor((lon - ix.x0) / ix.dx)
-        row = np.floor((ix.y0 - lat) / ix.dy)
-        ok = (col >= 0) & (col < ix.width) & (row >= 0) & (row < ix.height)
-        out = np.full(len(lon), -1, dtype=np.int64)
-        out[ok] = ix.labels[row[ok].astype(np.int64), col[ok].astype(np.int64)] - 1
-        amb = np.flatnonzero(out == -2)
-        out[amb] = -1
-        t = tick("label raster lookup", t)
-        pts = shapely.points(lon[amb], lat[amb])
-        t = tick("exact: make points", t)
-        pt, poly = ix.tree.query(pts, predicate="intersects")
-        t = tick("exact: STRtree query predicate=intersects", t)
-        if len(pt):
-            order = np.lexsort((poly, pt))
-            pt, poly = pt[order], poly[order]
-            first = np.unique(pt, return_index=True)[1]
-            out[amb[pt[first]]] = poly[first]
-        t = tick("exact: tie-break (lowest index)", t)
+        unit = ix.lookup(lon, lat)
+        t = tick("unit lookup (label raster + exact tests)", t)
         if frame.study_index is not None:
             inside = frame.study_index.lookup(lon, lat) >= 0
         else:
-            inside = out >= 0
+            inside = unit >= 0
         t = tick("study-area lookup" if frame.study_index is not None else "inside = unit >= 0", t)
-        keep = inside & (out >= 0)
-        kept_cells, kept_units = cells[keep], out[keep]
+        keep = inside & (unit >= 0)
+        kept_cells, kept_units = cells[keep], unit[keep]
         t = tick("count: keep mask + gather", t)
         pos = cell_positions(kept_cells, geo.cover)
-        t = tick("count: cell_positions (searchsorted + check)", t)
+        t = tick("count: cell_positions (hash lookup)", t)
         count_by(pos, len(geo.cover))
         count_by(kept_units, geo.n_units)
-        t = tick("count: bincount per hex and per unit", t)
-        pos2 = cover_index.get_indexer(kept_cells)
-        bool((pos2 < 0).any())
-        t = tick("alt count: pandas Index.get_indexer (hash)", t)
-        hash_same = bool(np.array_equal(pos, pos2))
-        # candidate replacement for the exact step (not part of geo-usm today)
-        pts2 = shapely.points(lon[amb], lat[amb])
-        qp, qg = ptree.query(pts2)
-        hit = shapely.intersects_xy(prepared[qg], lon[amb][qp], lat[amb][qp])
-        qp, qg = qp[hit], qg[hit]
-        tick("alt exact: bbox query + prepared intersects_xy", t)
-        n_amb = len(amb)
-        del cells, pts, pts2, pos, pos2, kept_cells, kept_units, keep, inside
-    same = bool(np.array_equal(out, ix.lookup(lon, lat)))
-    o1, o2 = np.lexsort((poly, pt)), np.lexsort((qg, qp))
-    alt_same = len(pt) == len(qp) and bool(
-        np.array_equal(pt[o1], qp[o2]) and np.array_equal(poly[o1], qg[o2])
-    )
+        tick("count: bincount per hex and per unit", t)
+        del cells, unit, inside, keep, kept_cells, kept_units, pos
+    col = np.floor((lon - ix.x0) / ix.dx).astype(np.int64)
+    row = np.floor((ix.y0 - lat) / ix.dy).astype(np.int64)
+    ok = (col >= 0) & (col < ix.width) & (row >= 0) & (row < ix.height)
+    n_amb = int((ix.labels[row[ok], col[ok]] == -1).sum())
     med = {k: statistics.median(v) for k, v in steps.items()}
     return {
         "steps_s": med,
@@ -302,9 +265,6 @@ def profile_geo_usm(geo: GeoUsm, lon: np.ndarray, lat: np.ndarray, repeat: int) 
         "raster_shape": list(ix.labels.shape),
         "pixel_m": float(ix.dy * 110_540),
         "mean_vertices_per_unit": float(shapely.get_num_coordinates(ix.polygons).mean()),
-        "replica_equals_lookup": same,
-        "alt_exact_same_pairs": alt_same,
-        "alt_count_same_positions": hash_same,
     }
 
 
@@ -763,15 +723,12 @@ def main(argv: list[str] | None = None) -> int:
         # ---------------- where geo-usm's time goes ----------------
         prof = profile_geo_usm(geo, lon, lat, args.repeat)
         st = prof["steps_s"]
-        exact = sum(v for k, v in st.items() if k.startswith("exact:"))
-        total = sum(v for k, v in st.items() if not k.startswith("alt "))
+        total = sum(st.values())
         print(
             f"  profile of geo-usm end to end, 1 thread, step by step, median of {args.repeat} "
             f"(2-thread wall: assign {by['geo_assign'].median:.3f} s, end to end {t_geo:.3f} s):"
         )
         for k, v in st.items():
-            if k.startswith("alt "):
-                continue
             print(f"    {k:<44} {v:7.3f} s  {v / total:6.1%}")
         print(
             f"    {'sum':<44} {total:7.3f} s  "
@@ -779,19 +736,6 @@ def main(argv: list[str] | None = None) -> int:
             f"ambiguous pixels; units have {prof['mean_vertices_per_unit']:.0f} vertices on "
             "average after densifying)"
         )
-        alt = st["alt exact: bbox query + prepared intersects_xy"]
-        print(
-            f"    what-if: exact step as bbox query + prepared intersects_xy: {alt:.3f} s "
-            f"instead of {exact:.3f} s (same pairs: {prof['alt_exact_same_pairs']})"
-        )
-        alt_c = st["alt count: pandas Index.get_indexer (hash)"]
-        cp = st["count: cell_positions (searchsorted + check)"]
-        print(
-            f"    what-if: cell_positions as pandas Index.get_indexer: {alt_c:.3f} s instead of "
-            f"{cp:.3f} s (same positions: {prof['alt_count_same_positions']})"
-        )
-        if not prof["replica_equals_lookup"]:
-            print("    WARNING: the step-by-step replica differs from PolygonIndex.lookup")
 
         results[str(n)] = {
             "n": n,

@@ -22,6 +22,7 @@ from geo_usm.cityfile import LayerConfig
 from geo_usm.errors import InputError
 from geo_usm.io import RawTable
 from geo_usm.schema import SEX_VALUES, FieldSpec, LayerKind
+from geo_usm.units import to_crs
 
 WGS84 = CRS.from_epsg(4326)
 
@@ -374,10 +375,7 @@ def _set_geometries(parsed: ParsedLayer, geoms: np.ndarray, src_crs: CRS, workin
     ok = parsed.ok
     out = np.full(len(geoms), None, dtype=object)
     if ok.any():
-        transformer = Transformer.from_crs(src_crs, working_crs, always_xy=True)
-        out[ok] = shapely.transform(
-            geoms[ok], lambda c: np.column_stack(transformer.transform(c[:, 0], c[:, 1]))
-        )
+        out[ok] = to_crs(geoms[ok], src_crs, working_crs)
     parsed.geometry = out
 
 

@@ -222,7 +222,6 @@ def _ingest_vector(
     else:
         ok = parsed.ok
         hits = np.zeros(len(ok), dtype=bool)
-        shapely.prepare(frame.study_area)
         hits[ok] = shapely.intersects(frame.study_area, parsed.geometry[ok])
         parsed.reject(ok & ~hits, OUTSIDE_STUDY_AREA)
     accepted, geometry, rejects = parsed.split()

@@ -241,6 +241,7 @@ class SpatialFrame:
         union = shapely.union_all(self.units.geometry.values)
         self.study_area_is_units = study_area is None
         self.study_area = union if study_area is None else study_area
+        shapely.prepare(self.study_area)  # for the intersects tests of line and polygon layers
         to_wgs = Transformer.from_crs(crs, WGS84, always_xy=True)
         # Densify before reprojecting so that edges, straight in the working CRS, stay within a
         # millimetre of where they were once drawn as straight lines in lon/lat.

@@ -39,19 +39,12 @@ import pyogrio
 import shapely
 from pyproj import Transformer
 
+from geo_usm.schema import load_kinds
+
 REPO = Path(__file__).resolve().parent.parent
 SEED = 20261121
-PARAMS = (
-    "lighting",
-    "openness",
-    "visibility",
-    "people",
-    "security",
-    "walk_path",
-    "transport",
-    "gender_usage",
-    "feeling",
-)
+# The nine audit parameters, in the order layers/audits.toml declares them.
+PARAMS = tuple(f for f in load_kinds()["audits"].fields if f != "record_id")
 N_CAMDEN = 300
 N_TRAFFORD = 200
 CUTS = (-1.0, 0.0, 1.0)  # latent thresholds between scores 0|1|2|3
