@@ -11,18 +11,16 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
+from geo_usm._model import NAME_RE, Strict, format_validation_errors
 from geo_usm.errors import CityFileError
 from geo_usm.schema import LOCATION_KEYS, LayerKind, load_kinds
 
-_NAME = r"^[a-z][a-z0-9_]*$"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+#: Output layer names a city's layers may not take.
+RESERVED_NAMES = frozenset({"hex", "units", "crosswalk", "rejects", "study_area", "aggregates"})
 
 
 def _check_crs(value: str | None) -> str | None:
@@ -36,7 +34,7 @@ def _check_crs(value: str | None) -> str | None:
     return value
 
 
-class FormatOptions(_Strict):
+class FormatOptions(Strict):
     """How to parse a tabular source (CSV/TSV/Excel) and its values."""
 
     delimiter: str | None = Field(default=None, description="field separator; sniffed if absent")
@@ -58,7 +56,7 @@ class FormatOptions(_Strict):
         return v
 
 
-class SourceRef(_Strict):
+class SourceRef(Strict):
     """A vector file (and layer) with its own geometry."""
 
     path: Path
@@ -74,7 +72,7 @@ class UnitsConfig(SourceRef):
     population: str | None = None
 
 
-class LayerConfig(_Strict):
+class LayerConfig(Strict):
     """One input layer of the city."""
 
     kind: str
@@ -93,6 +91,18 @@ class LayerConfig(_Strict):
     )
     band: int = Field(default=1, ge=1, description="raster band")
     statistic: Literal["sum", "mean"] = Field(default="sum", description="raster aggregation")
+    unit: str = Field(default="", description="unit of a raster's values, e.g. 'persons'")
+    may_be_empty: bool = Field(
+        default=False, description="accept a layer with rows but no accepted record"
+    )
+    max_reject_share: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="largest share of rows one parsing reason may reject before the layer is "
+        "refused (a wrong date format, a wrong column); spatial reasons and the categories "
+        "filter do not count",
+    )
 
     _crs = field_validator("crs")(classmethod(lambda cls, v: _check_crs(v)))
 
@@ -114,7 +124,7 @@ class LayerConfig(_Strict):
         return self
 
 
-class CityConfig(_Strict):
+class CityConfig(Strict):
     """A whole city file."""
 
     name: str
@@ -140,16 +150,17 @@ class CityConfig(_Strict):
     @field_validator("layers")
     @classmethod
     def _names(cls, v: dict[str, LayerConfig]) -> dict[str, LayerConfig]:
-        import re
-
-        reserved = {"hex", "units", "crosswalk", "rejects", "study_area"}
-        for name in v:
-            if not re.match(_NAME, name) or name in reserved or name.startswith("hex_r"):
-                msg = (
-                    f"layer name '{name}' must be lower_snake_case and not one of "
-                    f"{sorted(reserved)} or hex_r<N>"
-                )
-                raise ValueError(msg)
+        bad = [
+            name
+            for name in v
+            if not NAME_RE.match(name) or name in RESERVED_NAMES or name.startswith("hex_r")
+        ]
+        if bad:
+            msg = (
+                f"layer name(s) {', '.join(repr(b) for b in bad)} must be lower_snake_case and "
+                f"not one of {sorted(RESERVED_NAMES)} or hex_r<N>"
+            )
+            raise ValueError(msg)
         return v
 
 
@@ -184,24 +195,6 @@ class City:
         """Resolve a path from the city file."""
         return p if p.is_absolute() else (self.base / p)
 
-    def kind_of(self, layer_name: str) -> LayerKind:
-        """Return the kind definition of a configured layer."""
-        return self.kinds[self.config.layers[layer_name].kind]
-
-
-def _format_errors(exc: ValidationError) -> list[str]:
-    out = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            out.append(f"unknown key '{loc}'")
-        elif err["type"] == "missing":
-            out.append(f"missing required key '{loc}'")
-        else:
-            msg = str(err["msg"]).removeprefix("Value error, ")
-            out.append(f"'{loc}': {msg}")
-    return out
-
 
 def load_city(path: str | Path) -> City:
     """Read and check a city file.
@@ -233,7 +226,7 @@ def load_city(path: str | Path) -> City:
     try:
         config = CityConfig.model_validate(data)
     except ValidationError as exc:
-        problems = _format_errors(exc)
+        problems = format_validation_errors(exc)
         raise CityFileError(
             "; ".join(problems), path=path, hint="see 'Describe your own city' in the README"
         ) from None

@@ -1,30 +1,54 @@
-"""Turn a raw source table into a layer kind's canonical columns, vectorised.
+"""Ingest: turn a source file into a layer kind's canonical records, vectorised.
 
 :func:`parse_layer` is pure: a :class:`~geo_usm.io.RawTable` and the layer's configuration in, a
 :class:`ParsedLayer` out, holding canonical columns, locations and, for every record, either no
-reason (still accepted) or the first reason it was rejected. The pipeline then applies the
-spatial tests (study area, admin units) and :meth:`ParsedLayer.split` returns accepted records and
-rejects. Every record read ends in exactly one of the two.
+reason (still accepted) or the first reason it was rejected. :func:`ingest_layer` reads the file,
+parses it, applies the spatial tests (study area, admin units, H3 cells) and returns
+:class:`Records`: accepted records and rejects. Every record read ends in exactly one of the two.
+
+A record is rejected only for what makes it unusable: its location, a required field, a
+duplicate id, the date of a temporal record. An invalid optional attribute (a victim age of -1,
+a wattage of "n/a") is cleaned to NULL and the record kept; the cleaned values are counted per
+field and reason in the layer's report.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import shapely
 from pyproj import CRS, Transformer
 
-from geo_usm.cityfile import LayerConfig
+from geo_usm.cityfile import City, LayerConfig
 from geo_usm.errors import InputError
-from geo_usm.io import RawTable
+from geo_usm.geo import WGS84, cells_to_strings, to_crs
+from geo_usm.io import RawTable, file_sha256, read_raster, read_source
 from geo_usm.schema import SEX_VALUES, FieldSpec, LayerKind
-from geo_usm.units import to_crs
 
-WGS84 = CRS.from_epsg(4326)
+if TYPE_CHECKING:
+    from geo_usm.units import SpatialFrame
+
+OUTSIDE_STUDY_AREA = "outside the study area"
+OUTSIDE_UNITS = "inside the study area but in no admin unit (gap in the units layer)"
+CATEGORY_FILTER = "category not in the configured list (layers.*.categories)"
+#: Reasons that say where a record is or what the city chose to keep, not that it is broken.
+NODATA_PIXEL = "nodata pixel"
+PIXEL_OUTSIDE_STUDY_AREA = "pixel centre " + OUTSIDE_STUDY_AREA
+PIXEL_OUTSIDE_UNITS = "pixel centre " + OUTSIDE_UNITS
+SELECTION_REASONS = (
+    OUTSIDE_STUDY_AREA,
+    OUTSIDE_UNITS,
+    CATEGORY_FILTER,
+    NODATA_PIXEL,
+    PIXEL_OUTSIDE_STUDY_AREA,
+    PIXEL_OUTSIDE_UNITS,
+)
 
 _SEX_ALIASES = {
     "female": (
@@ -131,6 +155,15 @@ class ParsedLayer:
     lat: np.ndarray
     reasons: np.ndarray
     notes: list[str] = field(default_factory=list)
+    cleaned: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def clean(self, fname: str, mask: np.ndarray, reason: str) -> np.ndarray:
+        """Count the still-accepted values in ``mask`` cleaned to NULL; return the mask."""
+        n = int((mask & self.ok).sum())
+        if n:
+            per_field = self.cleaned.setdefault(fname, {})
+            per_field[reason] = per_field.get(reason, 0) + n
+        return mask
 
     def reject(self, mask: np.ndarray, reason: str | np.ndarray) -> None:
         """Reject the records in ``mask`` that have no reason yet (the first reason wins)."""
@@ -285,7 +318,7 @@ def parse_layer(
         allowed = set(config.categories)
         present = columns["category"].notna().to_numpy()
         outside = present & ~columns["category"].isin(allowed).to_numpy()
-        parsed.reject(outside, "category not in the configured list (layers.*.categories)")
+        parsed.reject(outside, CATEGORY_FILTER)
     for fname, spec in kind.fields.items():
         if spec.unique and fname in columns:
             _reject_duplicates(parsed, fname)
@@ -486,17 +519,24 @@ def _parse_field(
         parsed.reject(missing, f"missing required value ('{col}')")
     if spec.type in ("integer", "float"):
         values, bad = _numbers(text, config.format.decimal)
-        parsed.reject(bad, f"unparseable number ('{col}')")
-        if spec.type == "integer":
-            parsed.reject(
-                np.isfinite(values) & (values != np.round(values)), f"not a whole number ('{col}')"
-            )
         lo = -np.inf if spec.min is None else spec.min
         hi = np.inf if spec.max is None else spec.max
-        parsed.reject(
-            np.isfinite(values) & ((values < lo) | (values > hi)),
-            f"value out of range [{spec.min}, {spec.max}] ('{col}')",
-        )
+        problems = [
+            (bad, f"unparseable number ('{col}')"),
+            (
+                np.isfinite(values) & (values != np.round(values)) & (spec.type == "integer"),
+                f"not a whole number ('{col}')",
+            ),
+            (
+                np.isfinite(values) & ((values < lo) | (values > hi)),
+                f"value out of range [{spec.min}, {spec.max}] ('{col}')",
+            ),
+        ]
+        for mask, reason in problems:
+            if spec.required:
+                parsed.reject(mask, reason)
+            else:
+                values = np.where(parsed.clean(fname, mask, reason), np.nan, values)
         if spec.default is not None:
             values = np.where(missing, float(spec.default), values)
         cols[fname] = _to_int(values) if spec.type == "integer" else values
@@ -506,9 +546,10 @@ def _parse_field(
         unrecognised = (~missing) & canon.isna().to_numpy()
         if unrecognised.any():
             examples = sorted(set(text[unrecognised].astype(str)))[:5]
-            parsed.notes.append(
-                f"{int(unrecognised.sum())} value(s) of '{col}' not recognised as a sex "
-                f"({', '.join(examples)}) were recorded as 'unknown'"
+            parsed.clean(
+                fname,
+                unrecognised,
+                f"not recognised as a sex ({', '.join(examples)}): recorded as 'unknown' ('{col}')",
             )
         cols[fname] = canon.where(~missing, None).fillna("unknown").where(~missing, None)
         assert set(cols[fname].dropna()) <= set(SEX_VALUES)
@@ -516,7 +557,11 @@ def _parse_field(
         lowered = text.str.lower()
         truthy = lowered.isin(list(_TRUE)).to_numpy()
         falsy = lowered.isin(list(_FALSE)).to_numpy()
-        parsed.reject(~missing & ~truthy & ~falsy, f"not a yes/no value ('{col}')")
+        neither = ~missing & ~truthy & ~falsy
+        if spec.required:
+            parsed.reject(neither, f"not a yes/no value ('{col}')")
+        else:
+            parsed.clean(fname, neither, f"not a yes/no value ('{col}')")
         flags = pd.array(truthy, dtype="boolean")
         flags[~truthy & ~falsy] = pd.NA
         cols[fname] = flags
@@ -537,3 +582,216 @@ def _reject_duplicates(parsed: ParsedLayer, fname: str) -> None:
     dup = np.zeros(len(values), dtype=bool)
     dup[candidate] = values[candidate].duplicated(keep="first").to_numpy()
     parsed.reject(dup, f"duplicate {fname} (an earlier row has the same value)")
+
+
+@dataclass
+class LayerReport:
+    """What happened to one input layer: the accounting written to the manifest."""
+
+    name: str
+    kind: str
+    path: str
+    sha256: str
+    read: int
+    accepted: int
+    rejected: int
+    rejects_by_reason: dict[str, int] = field(default_factory=dict)
+    cleaned: dict[str, dict[str, int]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    synthetic: bool = False
+    attribution: str = ""
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the manifest entry."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class Records:
+    """A layer after ingest and the spatial tests: accepted records and rejects.
+
+    Attributes
+    ----------
+    name : str
+        Layer name in the city file.
+    kind : LayerKind
+        Its kind.
+    config : LayerConfig
+        Its city-file entry.
+    report : LayerReport
+        The accounting.
+    table : pandas.DataFrame or None
+        Accepted records in canonical columns (vector layers), plus ``unit_id`` and ``h3`` for
+        points.
+    geometry : numpy.ndarray or None
+        Accepted geometries in the working CRS (vector layers).
+    rejects : pandas.DataFrame or None
+        Rejected records with reasons and original values (vector layers).
+    unit : numpy.ndarray or None
+        Admin-unit position of each accepted point or raster pixel.
+    cells : dict
+        H3 resolution to the uint64 cell of each accepted point or raster pixel.
+    values : numpy.ndarray or None
+        Raster pixel values.
+
+    """
+
+    name: str
+    kind: LayerKind
+    config: LayerConfig
+    report: LayerReport
+    table: pd.DataFrame | None = None
+    geometry: np.ndarray | None = None
+    rejects: pd.DataFrame | None = None
+    unit: np.ndarray | None = None
+    cells: dict[int, np.ndarray] = field(default_factory=dict)
+    values: np.ndarray | None = None
+
+
+def ingest_layer(city: City, name: str, frame: SpatialFrame) -> Records:
+    """Read, parse and locate one input layer of a city.
+
+    Raises
+    ------
+    InputError
+        If the file cannot be used at all (missing, unreadable, mapped column absent, no CRS).
+
+    """
+    t0 = time.perf_counter()
+    cfg = city.config.layers[name]
+    kind = city.kinds[cfg.kind]
+    if kind.geometry == "raster":
+        records = _ingest_raster(city, name, cfg, kind, frame)
+    else:
+        records = _ingest_vector(city, name, cfg, kind, frame)
+    records.report.seconds = round(time.perf_counter() - t0, 3)
+    return records
+
+
+def layer_problems(report: LayerReport, config: LayerConfig) -> list[str]:
+    """Return why a layer's outcome is implausible enough to stop a build.
+
+    A layer with rows but no accepted record, or whose rows are mostly rejected for one reason
+    that is neither spatial nor the city's own category filter (a wrong date format, a wrong
+    coordinate column), is almost always a mistake in the city file. ``may_be_empty`` and
+    ``max_reject_share`` in the layer's entry accept such outcomes deliberately.
+    """
+    problems = []
+    if report.read > 0 and report.accepted == 0 and not config.may_be_empty:
+        top = max(report.rejects_by_reason.items(), key=lambda kv: kv[1], default=("", 0))
+        problems.append(
+            f"layer '{report.name}': none of its {report.read:,} rows was accepted"
+            + (f" (most common reason: {top[0]})" if top[0] else "")
+        )
+    elif report.read > 0:
+        for reason, n in report.rejects_by_reason.items():
+            if reason in SELECTION_REASONS:
+                continue
+            if n / report.read > config.max_reject_share:
+                problems.append(
+                    f"layer '{report.name}': {n:,} of {report.read:,} rows "
+                    f"({n / report.read:.0%}) rejected for one reason: {reason}"
+                )
+    return problems
+
+
+def _reason_counts(rejects: pd.DataFrame) -> dict[str, int]:
+    if rejects.empty:
+        return {}
+    return {str(k): int(v) for k, v in rejects["reason"].value_counts().items()}
+
+
+def _ingest_vector(
+    city: City, name: str, cfg: LayerConfig, kind: LayerKind, frame: SpatialFrame
+) -> Records:
+    path = city.resolve(cfg.path)
+    fmt = cfg.format
+    raw = read_source(
+        path,
+        layer=cfg.layer,
+        delimiter=fmt.delimiter,
+        encoding=fmt.encoding,
+        sheet=fmt.sheet,
+        where=fmt.where,
+    )
+    parsed = parse_layer(raw, name, cfg, kind, frame.crs)
+    unit = None
+    cells: dict[int, np.ndarray] = {}
+    ok = parsed.ok
+    if kind.geometry == "point":
+        where = frame.assign(parsed.lon[ok], parsed.lat[ok])
+        outside = np.zeros(len(ok), dtype=bool)
+        outside[ok] = ~where.inside
+        parsed.reject(outside, OUTSIDE_STUDY_AREA)
+        gap = np.zeros(len(ok), dtype=bool)
+        gap[ok] = where.inside & (where.unit < 0)
+        parsed.reject(gap, OUTSIDE_UNITS)
+        keep = where.inside & (where.unit >= 0)
+        unit = where.unit[keep]
+        cells = {r: c[keep] for r, c in where.cells.items()}
+    else:
+        hits = np.zeros(len(ok), dtype=bool)
+        hits[ok] = shapely.intersects(frame.study_area, parsed.geometry[ok])
+        parsed.reject(ok & ~hits, OUTSIDE_STUDY_AREA)
+    accepted, geometry, rejects = parsed.split()
+    if unit is not None:
+        accepted["unit_id"] = frame.units["unit_id"].to_numpy()[unit]
+        accepted["h3"] = cells_to_strings(cells[frame.resolutions[0]])
+    report = LayerReport(
+        name=name,
+        kind=kind.kind,
+        path=str(cfg.path),
+        sha256=file_sha256(path),
+        read=raw.n_read,
+        accepted=len(accepted),
+        rejected=len(rejects),
+        rejects_by_reason=_reason_counts(rejects),
+        cleaned=parsed.cleaned,
+        notes=parsed.notes,
+        synthetic=cfg.synthetic,
+        attribution=cfg.attribution,
+    )
+    return Records(name, kind, cfg, report, accepted, geometry, rejects, unit, cells)
+
+
+def _ingest_raster(
+    city: City, name: str, cfg: LayerConfig, kind: LayerKind, frame: SpatialFrame
+) -> Records:
+    path = city.resolve(cfg.path)
+    pixels = read_raster(path, band=cfg.band, crs=cfg.crs, name=name)
+    if pixels.crs.is_geographic:
+        lon, lat = pixels.x, pixels.y
+    else:
+        lon, lat = Transformer.from_crs(pixels.crs, WGS84, always_xy=True).transform(
+            pixels.x, pixels.y
+        )
+    where = frame.assign(np.asarray(lon), np.asarray(lat))
+    keep = where.inside & (where.unit >= 0)
+    reasons = Counter(
+        {
+            NODATA_PIXEL: pixels.n_nodata,
+            PIXEL_OUTSIDE_STUDY_AREA: int((~where.inside).sum()),
+            PIXEL_OUTSIDE_UNITS: int((where.inside & (where.unit < 0)).sum()),
+        }
+    )
+    report = LayerReport(
+        name=name,
+        kind=kind.kind,
+        path=str(cfg.path),
+        sha256=file_sha256(path),
+        read=pixels.n_pixels,
+        accepted=int(keep.sum()),
+        rejected=pixels.n_pixels - int(keep.sum()),
+        rejects_by_reason={k: v for k, v in reasons.items() if v},
+        notes=[
+            "raster pixels are counted, not listed in the rejects layer; each pixel is "
+            "assigned by its centre"
+        ],
+        synthetic=cfg.synthetic,
+        attribution=cfg.attribution,
+    )
+    cells = {r: c[keep] for r, c in where.cells.items()}
+    return Records(
+        name, kind, cfg, report, unit=where.unit[keep], cells=cells, values=pixels.values[keep]
+    )

@@ -1,14 +1,19 @@
-"""The build pipeline: the only module that wires file I/O to computation.
+"""The build pipeline: wiring only. It calls the stages in order and holds no computation.
 
 ``validate`` checks a city file and every input and reports all problems at once, writing
-nothing; ``build`` runs the same steps, aggregates onto hexes and admin units, and publishes a
-build directory atomically.
+nothing; ``build`` runs the same stages (units, ingest, grids, aggregation, catalogue), writes
+the public and private stores and publishes the build atomically.
+
+Stages and their modules: admin units and study area (:mod:`geo_usm.units`), ingest and
+spatial assignment (:mod:`geo_usm.ingest`, :mod:`geo_usm.assign`), H3 cover and crosswalk
+(:mod:`geo_usm.grids`), aggregation (:mod:`geo_usm.aggregate`), the output catalogue
+(:mod:`geo_usm.catalog`), the manifest (:mod:`geo_usm.manifest`) and the store
+(:mod:`geo_usm.store`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import platform
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,28 +25,16 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import rasterio
-import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS
 
-from geo_usm import __version__, store
-from geo_usm.cityfile import City, LayerConfig, load_city
+from geo_usm import store
+from geo_usm.aggregate import Aggregates, Grid, aggregate
+from geo_usm.catalog import build_catalog, grid_name
+from geo_usm.cityfile import City, load_city
 from geo_usm.errors import GeoUsmError, InputError, ProblemsError
-from geo_usm.ingest import ParsedLayer, parse_layer
-from geo_usm.io import RawTable, file_sha256, read_polygons, read_source
-from geo_usm.schema import LayerKind
-from geo_usm.units import (
-    WGS84,
-    SpatialFrame,
-    cell_positions,
-    cells_to_strings,
-    count_by,
-    to_crs,
-    utm_crs_for,
-)
-
-OUTSIDE_STUDY_AREA = "outside the study area"
-OUTSIDE_UNITS = "inside the study area but in no admin unit (gap in the units layer)"
+from geo_usm.ingest import LayerReport, Records, ingest_layer, layer_problems
+from geo_usm.manifest import build_manifest
+from geo_usm.units import SpatialFrame, prepare
 
 
 class Progress:
@@ -51,28 +44,6 @@ class Progress:
     def task(self, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
         """Report a step; yields a function to advance it by ``n`` items."""
         yield lambda n: None
-
-
-@dataclass
-class LayerReport:
-    """What happened to one input layer."""
-
-    name: str
-    kind: str
-    path: str
-    sha256: str
-    read: int
-    accepted: int
-    rejected: int
-    rejects_by_reason: dict[str, int] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    synthetic: bool = False
-    attribution: str = ""
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the manifest entry."""
-        return dict(self.__dict__)
 
 
 @dataclass
@@ -88,255 +59,58 @@ class Result:
     build_id: str | None = None
     output: Path | None = None
     seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class _Layer:
-    """A layer after ingest and the spatial tests."""
+class _Clock:
+    """Times the stages of a run."""
 
-    report: LayerReport
-    accepted: pd.DataFrame | None = None  # canonical columns (+ h3, unit_id for points)
-    geometry: np.ndarray | None = None
-    rejects: pd.DataFrame | None = None
-    unit: np.ndarray | None = None  # unit index per accepted point
-    cells: dict[int, np.ndarray] = field(default_factory=dict)
-    values: np.ndarray | None = None  # raster values per accepted pixel
-    statistic: str = "sum"
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.t0 = time.perf_counter()
+        self.stages: dict[str, float] = {}
 
+    @contextmanager
+    def stage(self, name: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+        t = time.perf_counter()
+        with self.progress.task(name, total=total) as advance:
+            yield advance
+        self.stages[name] = self.stages.get(name, 0.0) + time.perf_counter() - t
 
-def _read_units(city: City) -> tuple[gpd.GeoDataFrame, list[str]]:
-    cfg = city.config.units
-    path = city.resolve(cfg.path)
-    gdf = read_polygons(path, layer=cfg.layer)
-    notes = []
-    if gdf.attrs.get("repaired"):
-        notes.append(f"{gdf.attrs['repaired']} invalid unit polygon(s) repaired with make_valid")
-    wanted = {"id": cfg.id, "name": cfg.name, "population": cfg.population}
-    for key, col in wanted.items():
-        if col is not None and col not in gdf.columns:
-            cols = ", ".join(map(str, gdf.columns.drop("geometry")))
-            raise InputError(
-                f"units: column '{col}' (units.{key}) is not in the layer; columns are: {cols}",
-                path=path,
-                hint=f"fix units.{key} in the city file",
-            )
-    ids = gdf[cfg.id].astype("string").str.strip()
-    empty = ids.isna() | (ids == "")
-    if empty.any():
-        rows = ", ".join(str(i + 1) for i in np.flatnonzero(empty.to_numpy())[:10])
-        raise InputError(f"units: empty '{cfg.id}' in row(s) {rows}", path=path)
-    dup = ids.duplicated(keep=False)
-    if dup.any():
-        values = ", ".join(sorted(set(ids[dup]))[:10])
-        raise InputError(
-            f"units: duplicate '{cfg.id}' values: {values}",
-            path=path,
-            hint="the id field must identify each unit",
-        )
-    out = gpd.GeoDataFrame(
-        {"unit_id": ids.astype(str).to_numpy()}, geometry=gdf.geometry.values, crs=gdf.crs
-    )
-    out["unit_name"] = gdf[cfg.name].astype(str).to_numpy() if cfg.name else out["unit_id"]
-    if cfg.population:
-        pop = pd.to_numeric(gdf[cfg.population], errors="coerce")
-        bad = pop.isna() & gdf[cfg.population].notna()
-        if bad.any():
-            rows = ", ".join(str(i + 1) for i in np.flatnonzero(bad.to_numpy())[:10])
-            raise InputError(
-                f"units: population column '{cfg.population}' is not numeric in row(s) {rows}",
-                path=path,
-            )
-        out["population"] = pop.to_numpy(dtype=float)
-    return out, notes
-
-
-def _study_area(city: City, crs: CRS) -> shapely.Geometry | None:
-    ref = city.config.study_area
-    if ref is None:
-        return None
-    gdf = read_polygons(city.resolve(ref.path), layer=ref.layer)
-    return shapely.union_all(to_crs(np.asarray(gdf.geometry.values), gdf.crs, crs))
-
-
-def _choose_crs(city: City, units: gpd.GeoDataFrame) -> tuple[CRS, str]:
-    if city.config.crs:
-        crs = CRS.from_user_input(city.config.crs)
-        if not crs.is_projected:
-            raise InputError(
-                f"crs '{city.config.crs}' is not a projected (metric) CRS",
-                path=city.path,
-                hint="use a projected CRS such as the local UTM zone, or omit crs",
-            )
-        return crs, f"{crs.to_string()} (from the city file)"
-    union = shapely.union_all(to_crs(np.asarray(units.geometry.values), units.crs, WGS84))
-    crs = utm_crs_for(union)
-    return crs, f"{crs.to_string()} ({crs.name}; chosen automatically: no crs in the city file)"
-
-
-def _prepare(city: City) -> tuple[SpatialFrame, CRS, str, list[str]]:
-    units, notes = _read_units(city)
-    crs, crs_note = _choose_crs(city, units)
-    units = units.to_crs(crs)
-    frame = SpatialFrame(units, _study_area(city, crs), city.config.h3_resolutions, crs)
-    return frame, crs, crs_note, notes
-
-
-def _read_raw(city: City, cfg: LayerConfig) -> RawTable:
-    fmt = cfg.format
-    return read_source(
-        city.resolve(cfg.path),
-        layer=cfg.layer,
-        delimiter=fmt.delimiter,
-        encoding=fmt.encoding,
-        sheet=fmt.sheet,
-        where=fmt.where,
-    )
-
-
-def _reason_counts(rejects: pd.DataFrame) -> dict[str, int]:
-    if rejects.empty:
-        return {}
-    return {str(k): int(v) for k, v in rejects["reason"].value_counts().items()}
-
-
-def _ingest_vector(
-    city: City, name: str, cfg: LayerConfig, kind: LayerKind, frame: SpatialFrame, path: Path
-) -> _Layer:
-    raw = _read_raw(city, cfg)
-    parsed: ParsedLayer = parse_layer(raw, name, cfg, kind, frame.crs)
-    unit = None
-    cells: dict[int, np.ndarray] = {}
-    if kind.geometry == "point":
-        ok = parsed.ok
-        where = frame.assign(parsed.lon[ok], parsed.lat[ok])
-        outside = np.zeros(len(ok), dtype=bool)
-        outside[ok] = ~where.inside
-        parsed.reject(outside, OUTSIDE_STUDY_AREA)
-        gap = np.zeros(len(ok), dtype=bool)
-        gap[ok] = where.inside & (where.unit < 0)
-        parsed.reject(gap, OUTSIDE_UNITS)
-        keep = where.inside & (where.unit >= 0)
-        unit = where.unit[keep]
-        cells = {r: c[keep] for r, c in where.cells.items()}
-    else:
-        ok = parsed.ok
-        hits = np.zeros(len(ok), dtype=bool)
-        hits[ok] = shapely.intersects(frame.study_area, parsed.geometry[ok])
-        parsed.reject(ok & ~hits, OUTSIDE_STUDY_AREA)
-    accepted, geometry, rejects = parsed.split()
-    if unit is not None:
-        accepted["unit_id"] = frame.units["unit_id"].to_numpy()[unit]
-        accepted["h3"] = cells_to_strings(cells[frame.resolutions[0]])
-    report = LayerReport(
-        name=name,
-        kind=kind.kind,
-        path=str(cfg.path),
-        sha256=file_sha256(path),
-        read=raw.n_read,
-        accepted=len(accepted),
-        rejected=len(rejects),
-        rejects_by_reason=_reason_counts(rejects),
-        notes=parsed.notes,
-        synthetic=cfg.synthetic,
-        attribution=cfg.attribution,
-    )
-    return _Layer(report, accepted, geometry, rejects, unit, cells)
-
-
-def _ingest_raster(
-    city: City, name: str, cfg: LayerConfig, frame: SpatialFrame, path: Path
-) -> _Layer:
-    if not path.exists():
-        raise InputError("input file not found", path=path, hint="check 'path' in the city file")
-    try:
-        with rasterio.open(path) as src:
-            if cfg.band > src.count:
-                raise InputError(
-                    f"layer '{name}': band {cfg.band} does not exist (the raster has {src.count})",
-                    path=path,
-                )
-            src_crs = (
-                CRS.from_user_input(cfg.crs)
-                if cfg.crs
-                else (CRS.from_user_input(src.crs) if src.crs else None)
-            )
-            if src_crs is None:
-                raise InputError(
-                    f"layer '{name}': the raster declares no CRS",
-                    path=path,
-                    hint=f"set layers.{name}.crs in the city file",
-                )
-            data = src.read(cfg.band, masked=True)
-            transform = src.transform
-    except rasterio.errors.RasterioIOError as exc:
-        raise InputError(f"cannot read raster: {exc}", path=path) from None
-    valid = ~np.ma.getmaskarray(data) & np.isfinite(np.ma.getdata(data))
-    rows, cols = np.nonzero(valid)
-    xs, ys = rasterio.transform.xy(transform, rows, cols, offset="center")
-    xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
-    if src_crs.is_geographic:
-        lon, lat = xs, ys
-    else:
-        lon, lat = Transformer.from_crs(src_crs, WGS84, always_xy=True).transform(xs, ys)
-    where = frame.assign(lon, lat)
-    keep = where.inside & (where.unit >= 0)
-    values = np.ma.getdata(data)[rows, cols].astype(float)
-    n_nodata = int(data.size - valid.sum())
-    report = LayerReport(
-        name=name,
-        kind="raster",
-        path=str(cfg.path),
-        sha256=file_sha256(path),
-        read=int(data.size),
-        accepted=int(keep.sum()),
-        rejected=int(data.size - keep.sum()),
-        rejects_by_reason={
-            k: v
-            for k, v in {
-                "nodata pixel": n_nodata,
-                "pixel centre " + OUTSIDE_STUDY_AREA: int((~where.inside).sum()),
-                "pixel centre " + OUTSIDE_UNITS: int((where.inside & (where.unit < 0)).sum()),
-            }.items()
-            if v
-        },
-        notes=[
-            "raster pixels are counted, not listed in the rejects layer; each pixel is "
-            "assigned by its centre"
-        ],
-        synthetic=cfg.synthetic,
-        attribution=cfg.attribution,
-    )
-    cells = {r: c[keep] for r, c in where.cells.items()}
-    return _Layer(
-        report, unit=where.unit[keep], cells=cells, values=values[keep], statistic=cfg.statistic
-    )
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.t0
 
 
 def _ingest(
-    city: City, frame: SpatialFrame, progress: Progress, *, collect: bool
-) -> tuple[dict[str, _Layer], list[GeoUsmError]]:
-    layers: dict[str, _Layer] = {}
+    city: City, frame: SpatialFrame, clock: _Clock, *, collect: bool
+) -> tuple[dict[str, Records], list[GeoUsmError]]:
+    """Ingest every layer; collect problems (validate) or raise the first (build)."""
+    layers: dict[str, Records] = {}
     problems: list[GeoUsmError] = []
     for name, cfg in city.config.layers.items():
-        kind = city.kinds[cfg.kind]
-        path = city.resolve(cfg.path)
-        t0 = time.perf_counter()
-        with progress.task(f"layer {name} ({cfg.kind})", total=None):
-            try:
-                if kind.geometry == "raster":
-                    layers[name] = _ingest_raster(city, name, cfg, frame, path)
-                else:
-                    layers[name] = _ingest_vector(city, name, cfg, kind, frame, path)
-                layers[name].report.seconds = round(time.perf_counter() - t0, 3)
-            except GeoUsmError as exc:
-                if not collect:
-                    raise
-                problems.append(exc)
+        try:
+            with clock.stage(f"layer {name} ({cfg.kind})"):
+                records = ingest_layer(city, name, frame)
+            for text in layer_problems(records.report, cfg):
+                raise InputError(
+                    text,
+                    path=city.resolve(cfg.path),
+                    hint=f"check layers.{name} in the city file; if this is expected, set "
+                    f"may_be_empty = true or raise max_reject_share for the layer",
+                )
+            layers[name] = records
+        except GeoUsmError as exc:
+            if not collect:
+                raise
+            problems.append(exc)
     return layers, problems
 
 
-def validate(city_file: str | Path, *, progress: Progress | None = None) -> Result:
+def validate(
+    city_file: str | Path, *, progress: Progress | None = None, threads: int | None = None
+) -> Result:
     """Check a city file and every input, reporting all problems at once; write nothing.
 
     Returns
@@ -350,22 +124,34 @@ def validate(city_file: str | Path, *, progress: Progress | None = None) -> Resu
         Listing every fatal problem found (in the city file, units or any layer).
 
     """
-    progress = progress or Progress()
+    clock = _Clock(progress or Progress())
     city = load_city(city_file)
     try:
-        with progress.task("admin units and study area"):
-            frame, crs, crs_note, _ = _prepare(city)
+        with clock.stage("admin units and study area"):
+            frame, crs_note, _ = prepare(city, threads=threads)
     except GeoUsmError as exc:
         raise ProblemsError([exc]) from None
-    layers, problems = _ingest(city, frame, progress, collect=True)
+    layers, problems = _ingest(city, frame, clock, collect=True)
     if problems:
         raise ProblemsError(problems)
     return Result(
-        city, crs, crs_note, [layer.report for layer in layers.values()], n_units=len(frame.units)
+        city,
+        frame.crs,
+        crs_note,
+        [r.report for r in layers.values()],
+        n_units=len(frame.units),
+        seconds=clock.seconds,
+        stages=clock.stages,
     )
 
 
-def build(city_file: str | Path, out: str | Path, *, progress: Progress | None = None) -> Result:
+def build(
+    city_file: str | Path,
+    out: str | Path,
+    *,
+    progress: Progress | None = None,
+    threads: int | None = None,
+) -> Result:
     """Build a city's diagnosis and publish it at ``out``.
 
     Parameters
@@ -376,6 +162,8 @@ def build(city_file: str | Path, out: str | Path, *, progress: Progress | None =
         Output path; after success it is a link to the new build directory.
     progress
         Progress hooks.
+    threads
+        Worker threads; by default the machine's CPU count.
 
     Returns
     -------
@@ -387,64 +175,153 @@ def build(city_file: str | Path, out: str | Path, *, progress: Progress | None =
         For any problem the user can fix; nothing is published and the previous build stays.
 
     """
-    t0 = time.perf_counter()
     started = dt.datetime.now(dt.UTC)
-    progress = progress or Progress()
+    clock = _Clock(progress or Progress())
     out = Path(out).absolute()
     city = load_city(city_file)
     store.check_output(out)
-    with progress.task("admin units and study area"):
-        frame, crs, crs_note, unit_notes = _prepare(city)
-    layers, _ = _ingest(city, frame, progress, collect=False)
+    with clock.stage("admin units and study area"):
+        frame, crs_note, unit_notes = prepare(city, threads=threads)
+    layers, _ = _ingest(city, frame, clock, collect=False)
 
-    with progress.task("hexagons, crosswalk and counts"):
-        hexes, units = _aggregate(frame, layers, city)
-        crosswalk = pd.concat([frame.crosswalk(h) for h in hexes.values()], ignore_index=True)
+    with clock.stage("H3 cover and crosswalk"):
+        covers = {
+            res: frame.hex_cover(res, _record_cells(layers.values(), res))
+            for res in frame.resolutions
+        }
+        crosswalk = pd.concat(
+            [frame.crosswalk(h) for h in covers.values()],
+            ignore_index=True,
+        )
+    primary = frame.resolutions[0]
+    unit_grid = Grid("units", frame.units["unit_id"].to_numpy(), frame.units.geometry.values)
+    hex_grids = [
+        Grid(
+            grid_name(res, primary),
+            hx["h3"].to_numpy(),
+            hx.geometry.values,
+            cells=hx["cell"].to_numpy(),
+            resolution=res,
+        )
+        for res, hx in covers.items()
+    ]
+    with clock.stage("aggregation"):
+        aggs = aggregate(
+            layers.values(),
+            [unit_grid, *hex_grids],
+            unit_grid,
+            kinds_order=[k for k, kind in city.kinds.items() if kind.total],
+            kind_fields={k: kind.total for k, kind in city.kinds.items() if kind.total},
+        )
+    catalog = build_catalog(
+        city=city.config.name,
+        resolutions=frame.resolutions,
+        variables=[v.column for v in aggs.variables.values() if v.wide],
+        has_population="population" in frame.units,
+        layers={name: r.kind for name, r in layers.items()},
+    )
     build_id = started.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
     stage = store.staging_dir(out, build_id)
     try:
-        with progress.task("writing diagnosis.gpkg", total=len(layers) + 5) as advance:
-            primary = frame.resolutions[0]
-            for res, hx in hexes.items():
-                name = "hex" if res == primary else f"hex_r{res}"
-                store.write_layer(stage, name, hx.drop(columns="cell"), geometry_type="Polygon")
+        with clock.stage("writing the build", total=len(catalog.layers)) as advance:
+            frames = _frames(city, frame, covers, crosswalk, aggs, layers)
+            for layer in catalog.layers:
+                store.write_layer(stage, layer, frames[layer.name])
                 advance(1)
-            store.write_layer(stage, "units", units)
-            store.write_layer(stage, "crosswalk", crosswalk)
-            study = gpd.GeoDataFrame(
-                {"name": [city.config.name]}, geometry=[frame.study_area], crs=crs
-            )
-            store.write_layer(stage, "study_area", study)
-            rejects = _all_rejects(layers)
-            store.write_layer(stage, "rejects", rejects)
-            advance(3)
-            for name, layer in layers.items():
-                if layer.accepted is not None:
-                    gdf = gpd.GeoDataFrame(layer.accepted, geometry=layer.geometry, crs=crs)
-                    store.write_layer(stage, name, gdf)
-                advance(1)
-            result = Result(
-                city,
-                crs,
-                crs_note,
-                [layer.report for layer in layers.values()],
-                n_units=len(units),
-                n_hex={r: len(h) for r, h in hexes.items()},
+            reports = [r.report for r in layers.values()]
+            manifest = build_manifest(
+                city=city,
+                frame=frame,
+                crs_note=crs_note,
                 build_id=build_id,
-                output=out,
+                started=started,
+                seconds=clock.seconds,
+                stages=clock.stages,
+                reports=reports,
+                unit_notes=unit_notes,
+                n_hex={r: len(h) for r, h in covers.items()},
+                n_rejects=len(frames["rejects"]),
+                periods=_periods(aggs, layers),
+                aggregation_notes=aggs.notes,
+                catalog=catalog,
             )
-            result.seconds = time.perf_counter() - t0
-            result.manifest = _manifest(result, city, frame, started, unit_notes, len(rejects))
-            store.write_manifest(stage, result.manifest)
+            manifest["artefacts"] = store.artefacts(stage, catalog)
+            store.write_manifest(stage, manifest)
         store.publish(stage, out, build_id)
     except BaseException:
         store.discard(stage)
         raise
-    return result
+    manifest["stages"] = {k: round(v, 3) for k, v in clock.stages.items()}
+    return Result(
+        city,
+        frame.crs,
+        crs_note,
+        reports,
+        n_units=len(frame.units),
+        n_hex={r: len(h) for r, h in covers.items()},
+        build_id=build_id,
+        output=out,
+        seconds=clock.seconds,
+        stages=clock.stages,
+        manifest=manifest,
+    )
 
 
-def _all_rejects(layers: dict[str, _Layer]) -> pd.DataFrame:
-    frames = [layer.rejects for layer in layers.values() if layer.rejects is not None]
+def _record_cells(layers: Any, res: int) -> np.ndarray:
+    """Cells holding accepted points or pixels: the cover must include them."""
+    parts = [r.cells[res] for r in layers if r.cells]
+    return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.uint64)
+
+
+def _periods(aggs: Aggregates, layers: dict[str, Records]) -> dict[str, list[str]]:
+    monthly = aggs.monthly.get("units", {})
+    return {
+        name: monthly[f"count_{name}"][0] for name in layers if f"count_{name}" in monthly
+    }
+
+
+def _frames(
+    city: City,
+    frame: SpatialFrame,
+    covers: dict[int, gpd.GeoDataFrame],
+    crosswalk: pd.DataFrame,
+    aggs: Aggregates,
+    layers: dict[str, Records],
+) -> dict[str, pd.DataFrame]:
+    """Assemble every output layer's frame, in the catalogue's column order."""
+    primary = frame.resolutions[0]
+    out: dict[str, pd.DataFrame] = {}
+    for res, hx in covers.items():
+        name = grid_name(res, primary)
+        static = hx[["h3", "resolution", "area_m2", "area_share"]].reset_index(drop=True)
+        out[name] = gpd.GeoDataFrame(
+            pd.concat([static, aggs.wide(name)], axis=1), geometry=hx.geometry.values, crs=frame.crs
+        )
+    cols = ["unit_id", "unit_name", "area_m2"]
+    if "population" in frame.units:
+        cols.append("population")
+    static = pd.DataFrame(frame.units[cols]).reset_index(drop=True)
+    out["units"] = gpd.GeoDataFrame(
+        pd.concat([static, aggs.wide("units")], axis=1),
+        geometry=frame.units.geometry.values,
+        crs=frame.crs,
+    )
+    out["study_area"] = gpd.GeoDataFrame(
+        {"name": [city.config.name], "area_m2": [float(frame.study_area.area)]},
+        geometry=[frame.study_area],
+        crs=frame.crs,
+    )
+    out["crosswalk"] = crosswalk
+    out["aggregates"] = aggs.long()
+    for name, records in layers.items():
+        if records.table is not None:
+            out[name] = gpd.GeoDataFrame(records.table, geometry=records.geometry, crs=frame.crs)
+    out["rejects"] = _all_rejects(layers)
+    return out
+
+
+def _all_rejects(layers: dict[str, Records]) -> pd.DataFrame:
+    frames = [r.rejects for r in layers.values() if r.rejects is not None]
     if not frames:
         frames = [
             pd.DataFrame(columns=["layer", "source_file", "source_row", "reason", "original"])
@@ -454,123 +331,4 @@ def _all_rejects(layers: dict[str, _Layer]) -> pd.DataFrame:
     return out.astype({"layer": str, "source_file": str, "reason": str, "original": str})
 
 
-def _aggregate(
-    frame: SpatialFrame, layers: dict[str, _Layer], city: City
-) -> tuple[dict[int, gpd.GeoDataFrame], gpd.GeoDataFrame]:
-    """Build the hex covers and add counts (and raster statistics) to hexes and units.
 
-    Every point layer gets ``count_<layer>``; each point kind with a count field gets that
-    field (``crime_count``...), the sum over its layers with ``in_totals`` true.
-    """
-    units = frame.units.copy()
-    hexes: dict[int, gpd.GeoDataFrame] = {}
-    points = {n: lay for n, lay in layers.items() if lay.unit is not None and lay.values is None}
-    for res in frame.resolutions:
-        extra = [lay.cells[res] for lay in points.values()]
-        hexes[res] = frame.hex_cover(res, np.concatenate(extra) if extra else None)
-    tables = (units, *hexes.values())
-
-    def add(column: str, lay: _Layer, statistic: str) -> None:
-        assert lay.unit is not None
-        for res, hx in hexes.items():
-            pos = cell_positions(lay.cells[res], hx["cell"].to_numpy())
-            hx[column] = _stat(pos, len(hx), lay.values, statistic)
-        units[column] = _stat(lay.unit, len(units), lay.values, statistic)
-
-    expected: dict[str, int] = {}
-    for name, lay in points.items():
-        add(f"count_{name}", lay, "count")
-        expected[f"count_{name}"] = lay.report.accepted
-    kinds = [city.kinds[k] for k in dict.fromkeys(lay.report.kind for lay in points.values())]
-    for kind in [city.kinds["crimes"], *kinds]:  # crime_count is always there, even when zero
-        if not kind.count_field or kind.count_field in units:
-            continue
-        members = [
-            n
-            for n, lay in points.items()
-            if lay.report.kind == kind.kind and city.config.layers[n].in_totals
-        ]
-        for table in tables:
-            table[kind.count_field] = sum(
-                (table[f"count_{n}"] for n in members), start=np.zeros(len(table), np.int64)
-            )
-        expected[kind.count_field] = sum(points[n].report.accepted for n in members)
-    for name, lay in layers.items():
-        if lay.values is not None:
-            add(f"{name}_{lay.statistic}", lay, lay.statistic)
-    for column, accepted in expected.items():
-        totals = [int(t[column].sum()) for t in tables]
-        if any(t != accepted for t in totals):
-            msg = f"conservation failed for {column}: accepted {accepted}, totals {totals}"
-            raise RuntimeError(msg)
-    return hexes, units
-
-
-def _stat(index: np.ndarray, n: int, weights: np.ndarray | None, statistic: str) -> np.ndarray:
-    if statistic == "count":
-        return count_by(index, n).astype(np.int64)
-    total = count_by(index, n, weights)
-    if statistic == "sum":
-        return total
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return total / count_by(index, n)
-
-
-def _manifest(
-    result: Result,
-    city: City,
-    frame: SpatialFrame,
-    started: dt.datetime,
-    unit_notes: list[str],
-    n_rejects: int,
-) -> dict[str, Any]:
-    cfg = city.config
-    inputs = [
-        {
-            "role": "units",
-            "path": str(cfg.units.path),
-            "sha256": file_sha256(city.resolve(cfg.units.path)),
-        }
-    ]
-    if cfg.study_area:
-        inputs.append(
-            {
-                "role": "study_area",
-                "path": str(cfg.study_area.path),
-                "sha256": file_sha256(city.resolve(cfg.study_area.path)),
-            }
-        )
-    inputs += [
-        {"role": f"layer:{r.name}", "path": r.path, "sha256": r.sha256} for r in result.layers
-    ]
-    attributions = [cfg.attribution, cfg.units.attribution]
-    attributions += [cfg.study_area.attribution] if cfg.study_area else []
-    attributions += [r.attribution for r in result.layers]
-    return {
-        "software": {
-            "name": "geo-usm",
-            "version": __version__,
-            "python": platform.python_version(),
-        },
-        "build_id": result.build_id,
-        "started": started.isoformat(),
-        "finished": dt.datetime.now(dt.UTC).isoformat(),
-        "seconds": round(result.seconds, 3),
-        "city": {"name": cfg.name, "file": str(city.path), "sha256": city.sha256},
-        "crs": {"working": result.crs.to_string(), "note": result.crs_note},
-        "parameters": {
-            "h3_resolutions": cfg.h3_resolutions,
-            "primary_resolution": cfg.h3_resolutions[0],
-            "study_area": "units union" if frame.study_area_is_units else str(cfg.study_area.path),  # type: ignore[union-attr]
-            "study_area_m2": float(frame.study_area.area),
-            "point_assignment": "H3 cell of the WGS84 location; admin unit containing the point, "
-            "ties on shared edges to the lowest unit_id",
-        },
-        "inputs": inputs,
-        "layers": {r.name: r.as_dict() for r in result.layers},
-        "units": {"count": result.n_units, "id_field": cfg.units.id, "notes": unit_notes},
-        "hex": {str(r): n for r, n in result.n_hex.items()},
-        "rejects": n_rejects,
-        "synthetic_layers": [r.name for r in result.layers if r.synthetic],
-        "attribution": [a for a in dict.fromkeys(attributions) if a],
-    }

@@ -13,8 +13,9 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from geo_usm._model import NAME_PATTERN, Strict, format_validation_errors
 from geo_usm.errors import LayerDefinitionError
 
 FieldType = Literal["string", "integer", "float", "boolean", "sex"]
@@ -30,12 +31,13 @@ LOCATION_KEYS = ("lon", "lat", "x", "y", "wkt")
 SEX_VALUES = ("female", "male", "other", "unknown")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class FieldSpec(Strict):
+    """One canonical field of a layer kind.
 
-
-class FieldSpec(_Strict):
-    """One canonical field of a layer kind."""
+    ``aggregate`` asks the aggregation engine to publish the field's ``sum`` (weights) or
+    ``mean`` (scores) per hexagon and admin unit; ``unit`` is its unit of measure. Sensitive
+    fields are never aggregated into public outputs.
+    """
 
     type: FieldType
     description: str = ""
@@ -45,16 +47,34 @@ class FieldSpec(_Strict):
     min: float | None = None
     max: float | None = None
     default: float | str | None = None
+    aggregate: Literal["sum", "mean"] | None = None
+    unit: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> FieldSpec:
+        if self.aggregate and self.type not in ("integer", "float"):
+            msg = "aggregate is only meaningful for integer and float fields"
+            raise ValueError(msg)
+        if self.aggregate and self.sensitive:
+            msg = "a sensitive field cannot be aggregated into public outputs"
+            raise ValueError(msg)
+        return self
 
 
-class LayerKind(_Strict):
-    """A layer kind: its geometry and canonical fields."""
+class LayerKind(Strict):
+    """A layer kind: its geometry and canonical fields.
 
-    kind: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    ``count_field`` (points) names the count of the kind's records per hexagon and admin unit,
+    summed over the city's layers of the kind (``crime_count``); ``total_field`` does the same
+    for the length of a line kind or the footprint area of a polygon kind.
+    """
+
+    kind: str = Field(pattern=NAME_PATTERN)
     title: str
     description: str = ""
     geometry: GeometryType
-    count_field: str | None = None
+    count_field: str | None = Field(default=None, pattern=NAME_PATTERN)
+    total_field: str | None = Field(default=None, pattern=NAME_PATTERN)
     temporal: bool = False
     fields: dict[str, FieldSpec] = Field(default_factory=dict)
 
@@ -66,9 +86,17 @@ class LayerKind(_Strict):
             msg = f"field name(s) {sorted(clash)} are reserved"
             raise ValueError(msg)
         if self.count_field and self.geometry != "point":
-            msg = "count_field is only meaningful for point layers"
+            msg = "count_field is only meaningful for point layers (use total_field)"
+            raise ValueError(msg)
+        if self.total_field and self.geometry not in ("line", "polygon"):
+            msg = "total_field is only meaningful for line and polygon layers"
             raise ValueError(msg)
         return self
+
+    @property
+    def total(self) -> str | None:
+        """Name of the kind's total per grid feature (count, length or area), if any."""
+        return self.count_field or self.total_field
 
     @property
     def columns(self) -> list[str]:
@@ -101,22 +129,11 @@ def _load_kind_file(path: Path) -> LayerKind:
     try:
         kind = LayerKind.model_validate(data)
     except ValidationError as exc:
-        raise LayerDefinitionError(_format_validation(exc), path=path) from None
+        raise LayerDefinitionError("; ".join(format_validation_errors(exc)), path=path) from None
     if kind.kind != path.stem:
         msg = f"kind '{kind.kind}' must match the file name '{path.stem}.toml'"
         raise LayerDefinitionError(msg, path=path)
     return kind
-
-
-def _format_validation(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            parts.append(f"unknown key '{loc}'")
-        else:
-            parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts)
 
 
 def _load_dir(directory: Path) -> dict[str, LayerKind]:

@@ -1,4 +1,17 @@
-"""The build directory: ``diagnosis.gpkg`` plus ``manifest.json``, published atomically.
+"""The build directory: a public part and a private part, published atomically.
+
+A build directory holds::
+
+    public/manifest.json      what was built from what: counts, reasons, the output catalogue,
+                              every artefact with its SHA-256
+    public/diagnosis.gpkg     the aggregate grids (hex, hex_r<N>, units), study_area, crosswalk
+    public/aggregates.parquet every extensive variable per grid, feature and period (long table)
+    private/records.gpkg      accepted records of every input layer and the rejects with their
+                              original values: record-level data, never published
+
+``public/`` can be copied to a web server on its own; ``usm serve`` reads only it. Every layer
+is written through :func:`write_layer`, which refuses a frame whose columns differ from the
+output catalogue.
 
 A build is written into a staging directory beside the output and published by atomically
 replacing a symbolic link: ``OUT`` points to ``.OUT.builds/<build_id>``. Readers that opened the
@@ -18,9 +31,12 @@ import geopandas as gpd
 import pandas as pd
 import pyogrio
 
+from geo_usm.catalog import Catalog, OutputLayer
 from geo_usm.errors import BuildError, NotFoundError
+from geo_usm.io import file_sha256
 
-GPKG = "diagnosis.gpkg"
+PUBLIC = "public"
+PRIVATE = "private"
 MANIFEST = "manifest.json"
 _KEEP = 2  # published builds kept: the current one and the previous one
 
@@ -53,31 +69,68 @@ def staging_dir(out: Path, build_id: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     stage = root / f"{build_id}.partial"
     stage.mkdir()
+    (stage / PUBLIC).mkdir()
+    (stage / PRIVATE).mkdir()
     return stage
 
 
-def write_layer(
-    stage: Path, name: str, frame: pd.DataFrame, *, geometry_type: str | None = None
-) -> None:
-    """Write one layer (spatial or attribute-only) into the staging GeoPackage."""
-    path = stage / GPKG
-    if isinstance(frame, gpd.GeoDataFrame):
+def write_layer(stage: Path, layer: OutputLayer, frame: pd.DataFrame) -> None:
+    """Write one catalogued layer into its file of the staging directory.
+
+    Raises
+    ------
+    RuntimeError
+        If the frame's columns are not exactly the catalogue's (a bug: the catalogue is the
+        contract).
+
+    """
+    geometry = frame.geometry.name if isinstance(frame, gpd.GeoDataFrame) else None
+    columns = [str(c) for c in frame.columns if c != geometry]
+    if columns != layer.column_names or (geometry is None) != (layer.geometry is None):
+        msg = (
+            f"layer '{layer.name}' does not match the output catalogue: "
+            f"columns {columns}, declared {layer.column_names}"
+        )
+        raise RuntimeError(msg)
+    path = stage / layer.file
+    if path.suffix == ".parquet":
+        pd.DataFrame(frame).to_parquet(path, index=False)
+    elif geometry is not None:
         pyogrio.write_dataframe(
             frame,
             path,
-            layer=name,
+            layer=layer.name,
             driver="GPKG",
-            geometry_type=geometry_type,
-            promote_to_multi=False,
+            geometry_type=layer.geometry,
+            promote_to_multi=layer.geometry is not None and layer.geometry.startswith("Multi"),
         )
     else:
-        pyogrio.write_dataframe(pd.DataFrame(frame), path, layer=name, driver="GPKG")
+        pyogrio.write_dataframe(pd.DataFrame(frame), path, layer=layer.name, driver="GPKG")
+
+
+def artefacts(stage: Path, catalog: Catalog) -> list[dict[str, Any]]:
+    """List every file of a staged build with its store, size and SHA-256."""
+    files = dict.fromkeys(layer.file for layer in catalog.layers)
+    out = []
+    for rel in files:
+        path = stage / rel
+        if path.is_file():
+            out.append(
+                {
+                    "path": rel,
+                    "store": rel.split("/", 1)[0],
+                    "bytes": path.stat().st_size,
+                    "sha256": file_sha256(path),
+                    "layers": [layer.name for layer in catalog.layers if layer.file == rel],
+                }
+            )
+    return out
 
 
 def write_manifest(stage: Path, manifest: dict[str, Any]) -> None:
-    """Write ``manifest.json`` into the staging directory."""
+    """Write ``public/manifest.json`` into the staging directory."""
     text = json.dumps(manifest, indent=2, ensure_ascii=False, default=str)
-    (stage / MANIFEST).write_text(text + "\n", encoding="utf-8")
+    (stage / PUBLIC / MANIFEST).write_text(text + "\n", encoding="utf-8")
 
 
 def publish(stage: Path, out: Path, build_id: str) -> Path:
@@ -117,23 +170,43 @@ def _prune(root: Path, keep: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def load_manifest(build: Path) -> dict[str, Any]:
-    """Read a build's manifest.
+def public_dir(build: str | Path) -> Path:
+    """Return the public part of a build: ``BUILD/public``, or ``BUILD`` if it is a copy of it.
 
     Raises
     ------
     NotFoundError
-        If ``build`` is not a geo-usm build directory.
+        If ``build`` is neither a geo-usm build nor the public part of one.
 
     """
-    path = Path(build) / MANIFEST
-    if not path.is_file() or not (Path(build) / GPKG).is_file():
-        msg = "not a geo-usm build (no manifest.json and diagnosis.gpkg)"
-        raise NotFoundError(msg, path=build, hint="run 'usm build CITY_FILE --out DIR' first")
-    result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    build = Path(build)
+    for candidate in (build / PUBLIC, build):
+        if (candidate / MANIFEST).is_file():
+            return candidate.resolve()
+    if (build / "diagnosis.gpkg").is_file():
+        msg = "a build made by an older geo-usm (no public/ and private/ parts)"
+        raise NotFoundError(msg, path=build, hint="rebuild it with 'usm build'")
+    msg = "not a geo-usm build (no public/manifest.json)"
+    raise NotFoundError(msg, path=build, hint="run 'usm build CITY_FILE --out DIR' first")
+
+
+def load_manifest(public: Path) -> dict[str, Any]:
+    """Read the manifest of a build's public part (see :func:`public_dir`)."""
+    result: dict[str, Any] = json.loads((public / MANIFEST).read_text(encoding="utf-8"))
     return result
 
 
-def read_layer(build: Path, name: str) -> gpd.GeoDataFrame | pd.DataFrame:
-    """Read one layer of a build's GeoPackage."""
-    return pyogrio.read_dataframe(Path(build) / GPKG, layer=name)
+def load_catalog(manifest: dict[str, Any]) -> Catalog:
+    """Return the output catalogue recorded in a manifest."""
+    return Catalog.model_validate(manifest["catalog"])
+
+
+def read_layer(public: Path, layer: OutputLayer) -> gpd.GeoDataFrame | pd.DataFrame:
+    """Read one public layer of a build, by its catalogue entry."""
+    if layer.store != PUBLIC:
+        msg = f"layer '{layer.name}' is not public"
+        raise NotFoundError(msg)
+    path = public / Path(layer.file).name
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pyogrio.read_dataframe(path, layer=layer.name)

@@ -1,229 +1,60 @@
-"""Spatial units: the H3 cover, the admin units, their crosswalk, and point assignment.
+"""Admin units and the study area: read, check, choose the working CRS, index for assignment.
 
-The assignment of points to both systems is vectorised and runs on two threads.
+:func:`prepare` reads a city's lowest administrative units and study area, chooses the metric
+working CRS and returns a :class:`SpatialFrame`, the spatial reference every later stage uses.
 
 Notes
 -----
-The H3 cover keeps every cell that overlaps the study area, boundary cells included, with the
-share of its area inside (H3's default polygon fill keeps only cells whose centre is inside and so
-drops narrow areas). Areas and shares are planar, in the city's metric working CRS.
-
-Points are assigned to admin units with :class:`PolygonIndex`: a label raster of the polygons in
-lon/lat answers every point whose pixel no boundary touches; the few points in boundary pixels are
-tested exactly against the polygons. A point on a shared edge goes to the unit listed first (units
-are sorted by id), so each point lands in exactly one unit.
+Areas are planar, in the city's metric working CRS. Unit edges are densified to ``DENSIFY_M``
+before reprojection to lon/lat, so that edges straight in the working CRS stay within a
+millimetre of where they were once drawn as straight lines in lon/lat.
 
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-import queue
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-
 import geopandas as gpd
-import h3
 import numpy as np
 import pandas as pd
 import shapely
-from affine import Affine
-from h3ronpy.vector import cells_to_wkb_polygons, coordinates_to_cells
 from pyproj import CRS, Transformer
-from rasterio.features import rasterize
 
-WGS84 = CRS.from_epsg(4326)
-#: Number of worker threads for point assignment (the H3, GEOS and NumPy kernels release the GIL).
-THREADS = 2
-#: Upper bound on the label raster size of a :class:`PolygonIndex` (pixels).
-MAX_PIXELS = 16_000_000
+from geo_usm.assign import Assignment, PolygonIndex, assign_points
+from geo_usm.cityfile import City
+from geo_usm.errors import InputError
+import h3  # TEMPORARY
+from geo_usm.geo import WGS84, cells_to_strings, metric_problem, to_crs, transform, utm_crs_for  # noqa: F401
+from h3ronpy.vector import cells_to_wkb_polygons  # TEMPORARY
+from geo_usm.io import read_polygons
+
 #: Longest edge (metres) kept when boundaries are reprojected to lon/lat for point lookup.
 DENSIFY_M = 10.0
-#: Smallest label-raster pixel (metres); finer pixels cost memory for few exact tests saved.
-MIN_PIXEL_M = 4.0
-
-
-def _transform(geoms: np.ndarray, transformer: Transformer) -> np.ndarray:
-    def func(coords: np.ndarray) -> np.ndarray:
-        x, y = transformer.transform(coords[:, 0], coords[:, 1])
-        return np.column_stack([x, y])
-
-    return shapely.transform(geoms, func)
-
-
-def to_crs(geoms: np.ndarray, src: CRS, dst: CRS) -> np.ndarray:
-    """Reproject an array of shapely geometries (x/y order)."""
-    if CRS.from_user_input(src) == CRS.from_user_input(dst):
-        return geoms
-    return _transform(geoms, Transformer.from_crs(src, dst, always_xy=True))
-
-
-class PolygonIndex:
-    """Exact point-in-polygon lookup for many points against a set of polygons.
-
-    Parameters
-    ----------
-    polygons
-        Shapely polygons in lon/lat (EPSG:4326).
-    max_pixels
-        Size bound of the label raster; the pixel is as small as this allows, down to
-        ``MIN_PIXEL_M``.
-
-    Notes
-    -----
-    Pixels crossed by any polygon boundary, and their eight neighbours, are marked ambiguous and
-    their points are tested exactly with an STRtree, so the raster never decides a point whose
-    answer could depend on where in the pixel it lies.
-
-    """
-
-    def __init__(self, polygons: np.ndarray, *, max_pixels: int = MAX_PIXELS):
-        self.polygons = np.asarray(polygons, dtype=object)
-        self.tree = shapely.STRtree(self.polygons)
-        minx, miny, maxx, maxy = shapely.total_bounds(self.polygons)
-        lat0 = math.radians((miny + maxy) / 2)
-        m_per_deg_x = 111_320 * max(math.cos(lat0), 0.01)
-        m_per_deg_y = 110_540
-        w_m = max((maxx - minx) * m_per_deg_x, 1.0)
-        h_m = max((maxy - miny) * m_per_deg_y, 1.0)
-        size_m = max(math.sqrt(w_m * h_m / max_pixels), MIN_PIXEL_M)
-        self.dx = size_m / m_per_deg_x
-        self.dy = size_m / m_per_deg_y
-        self.x0 = minx - 2 * self.dx
-        self.y0 = maxy + 2 * self.dy
-        self.width = math.ceil((maxx - self.x0) / self.dx) + 2
-        self.height = math.ceil((self.y0 - miny) / self.dy) + 2
-        transform = Affine(self.dx, 0, self.x0, 0, -self.dy, self.y0)
-        shape = (self.height, self.width)
-        drawable = np.flatnonzero(~shapely.is_empty(self.polygons))
-        # The raster only needs boundaries to within a fraction of a pixel (the ambiguous band
-        # is a pixel wide on each side), so draw simplified outlines: far fewer vertices.
-        outlines = shapely.simplify(self.polygons[drawable], 0.25 * min(self.dx, self.dy))
-        labels = rasterize(
-            zip(outlines, drawable + 1, strict=True),
-            out_shape=shape,
-            transform=transform,
-            fill=0,
-            dtype="int32",
-        )
-        edges = rasterize(
-            ((b, 1) for b in shapely.boundary(outlines)),
-            out_shape=shape,
-            transform=transform,
-            fill=0,
-            all_touched=True,
-            dtype="uint8",
-        ).astype(bool)
-        grown = edges.copy()
-        grown[1:] |= edges[:-1]
-        grown[:-1] |= edges[1:]
-        edges = grown.copy()
-        edges[:, 1:] |= grown[:, :-1]
-        edges[:, :-1] |= grown[:, 1:]
-        labels[edges] = -1
-        self.labels = labels
-        self.ambiguous_share = float(edges.mean())
-        # Prepared copies for exact tests, one per concurrent caller: GEOS prepares geometries
-        # lazily and prepared geometries are not safe to share between threads.
-        self._prepared: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
-
-    def _checkout(self) -> np.ndarray:
-        try:
-            return self._prepared.get_nowait()
-        except queue.Empty:
-            copy = shapely.from_wkb(shapely.to_wkb(self.polygons))
-            shapely.prepare(copy)
-            return copy
-
-    def lookup(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-        """Return the index of the polygon containing each point, or -1.
-
-        Points on a boundary shared by several polygons get the lowest index.
-        """
-        col = np.floor((lon - self.x0) / self.dx)
-        row = np.floor((self.y0 - lat) / self.dy)
-        inside = (col >= 0) & (col < self.width) & (row >= 0) & (row < self.height)
-        out = np.full(len(lon), -1, dtype=np.int64)
-        out[inside] = self.labels[row[inside].astype(np.int64), col[inside].astype(np.int64)] - 1
-        amb = np.flatnonzero(out == -2)
-        out[amb] = -1
-        if len(amb):
-            x, y = lon[amb], lat[amb]
-            pt, poly = self.tree.query(shapely.points(x, y))  # bounding boxes only
-            polys = self._checkout()
-            try:
-                hit = shapely.intersects_xy(polys[poly], x[pt], y[pt])
-            finally:
-                self._prepared.put(polys)
-            pt, poly = pt[hit], poly[hit]
-            if len(pt):
-                order = np.lexsort((poly, pt))
-                pt, poly = pt[order], poly[order]
-                first = np.unique(pt, return_index=True)[1]
-                out[amb[pt[first]]] = poly[first]
-        return out
-
-
-def cells_to_parent(cells: np.ndarray, res: int, parent_res: int) -> np.ndarray:
-    """Return the parents of H3 cells (all at ``res``) at a coarser resolution, vectorised."""
-    if parent_res == res:
-        return cells
-    out = (cells & ~np.uint64(0xF << 52)) | np.uint64(parent_res << 52)
-    for r in range(parent_res + 1, res + 1):
-        out |= np.uint64(7) << np.uint64(3 * (15 - r))
-    return out
-
-
-def cells_to_strings(cells: np.ndarray) -> np.ndarray:
-    """Return H3 cells (uint64) as their usual hexadecimal strings, vectorised."""
-    return np.char.mod("%x", np.asarray(cells, dtype=np.uint64)).astype(object)
-
-
-def point_cells(lon: np.ndarray, lat: np.ndarray, res: int) -> np.ndarray:
-    """Return the H3 cell (uint64) of each point at resolution ``res``."""
-    return np.asarray(coordinates_to_cells(lat, lon, res), dtype=np.uint64)
-
-
-def _chunks(n: int, parts: int) -> list[slice]:
-    bounds = np.linspace(0, n, parts + 1).astype(int)
-    return [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
-
-
-@dataclass
-class Assignment:
-    """Where each point falls.
-
-    Attributes
-    ----------
-    inside : numpy.ndarray
-        True where the point lies inside the study area.
-    unit : numpy.ndarray
-        Index of the admin unit containing the point, -1 for none.
-    cells : dict
-        H3 resolution to uint64 cell per point.
-
-    """
-
-    inside: np.ndarray
-    unit: np.ndarray
-    cells: dict[int, np.ndarray]
 
 
 class SpatialFrame:
-    """The study area, admin units and H3 covers of one city, ready to assign points.
+    """The study area and admin units of one city, indexed to assign records.
 
     Parameters
     ----------
     units
-        Admin units in the working CRS, with a ``unit_id`` column (sorted by it).
+        Admin units in the working CRS, with a ``unit_id`` column.
     study_area
         The study area polygon in the working CRS, or ``None`` for the union of the units.
     resolutions
         H3 resolutions; the first is the primary one.
     crs
-        The working CRS.
+        The metric working CRS.
+    threads
+        Worker threads for assignment; by default the machine's CPU count.
+
+    Attributes
+    ----------
+    units : geopandas.GeoDataFrame
+        Sorted by ``unit_id``, with ``area_m2``.
+    study_area : shapely.Geometry
+        In the working CRS.
+    study_wgs : shapely.Geometry
+        The study area in lon/lat, densified.
 
     """
 
@@ -233,8 +64,11 @@ class SpatialFrame:
         study_area: shapely.Geometry | None,
         resolutions: list[int],
         crs: CRS,
+        *,
+        threads: int | None = None,
     ):
         self.crs = crs
+        self.threads = threads
         self.resolutions = list(resolutions)
         self.units = units.sort_values("unit_id", kind="stable").reset_index(drop=True)
         self.units["area_m2"] = shapely.area(self.units.geometry.values)
@@ -243,50 +77,30 @@ class SpatialFrame:
         self.study_area = union if study_area is None else study_area
         shapely.prepare(self.study_area)  # for the intersects tests of line and polygon layers
         to_wgs = Transformer.from_crs(crs, WGS84, always_xy=True)
-        # Densify before reprojecting so that edges, straight in the working CRS, stay within a
-        # millimetre of where they were once drawn as straight lines in lon/lat.
-        units_wgs = _transform(
+        units_wgs = transform(
             shapely.segmentize(np.asarray(self.units.geometry.values), DENSIFY_M), to_wgs
         )
         self.unit_index = PolygonIndex(units_wgs)
-        self.study_wgs = _transform(
+        self.study_wgs = transform(
             shapely.segmentize(np.asarray([self.study_area]), DENSIFY_M), to_wgs
         )[0]
         self.study_index = (
             None if self.study_area_is_units else PolygonIndex(np.asarray([self.study_wgs]))
         )
 
-    def assign(self, lon: np.ndarray, lat: np.ndarray, *, threads: int = THREADS) -> Assignment:
-        """Assign points (WGS84 lon/lat arrays) to the study area, units and H3 cells.
+    def assign(self, lon: np.ndarray, lat: np.ndarray) -> Assignment:
+        """Assign points (WGS84 lon/lat arrays) to the study area, units and H3 cells."""
+        return assign_points(
+            lon,
+            lat,
+            unit_index=self.unit_index,
+            study_index=self.study_index,
+            resolutions=self.resolutions,
+            threads=self.threads,
+        )
 
-        The work is split over ``threads`` threads; the kernels used release the GIL.
-        """
-        lon = np.ascontiguousarray(lon, dtype=float)
-        lat = np.ascontiguousarray(lat, dtype=float)
-        n = len(lon)
-        finest = max(self.resolutions)
-        unit = np.empty(n, dtype=np.int64)
-        inside = np.empty(n, dtype=bool)
-        fine = np.empty(n, dtype=np.uint64)
 
-        def work(s: slice) -> None:
-            fine[s] = point_cells(lon[s], lat[s], finest)
-            unit[s] = self.unit_index.lookup(lon[s], lat[s])
-            if self.study_index is None:
-                inside[s] = unit[s] >= 0
-            else:
-                inside[s] = self.study_index.lookup(lon[s], lat[s]) >= 0
-
-        parts = _chunks(n, threads if n >= 100_000 else 1)
-        if len(parts) > 1:
-            with ThreadPoolExecutor(len(parts)) as pool:
-                list(pool.map(work, parts))
-        else:
-            for s in parts:
-                work(s)
-        cells = {r: cells_to_parent(fine, finest, r) for r in self.resolutions}
-        return Assignment(inside=inside, unit=unit, cells=cells)
-
+    # TEMPORARY (old implementation kept while grids.py is written)
     def hex_cover(self, res: int, extra_cells: np.ndarray | None = None) -> gpd.GeoDataFrame:
         """Return the H3 cells at ``res`` that overlap the study area.
 
@@ -368,25 +182,115 @@ class SpatialFrame:
         ).sort_values(["h3", "unit_id"], ignore_index=True)
 
 
-def count_by(index: np.ndarray, n: int, weights: np.ndarray | None = None) -> np.ndarray:
-    """Count (or sum ``weights``) per integer index 0..n-1."""
-    return np.bincount(index, weights=weights, minlength=n)[:n]
+def read_units(city: City) -> tuple[gpd.GeoDataFrame, list[str]]:
+    """Read and check the admin units: ids present and unique, population numeric.
+
+    Returns
+    -------
+    tuple
+        The units (``unit_id``, ``unit_name``, ``population`` if mapped, geometry in the file's
+        CRS) and notes for the manifest.
+
+    Raises
+    ------
+    InputError
+        Naming the file and column at fault.
+
+    """
+    cfg = city.config.units
+    path = city.resolve(cfg.path)
+    gdf = read_polygons(path, layer=cfg.layer)
+    notes = []
+    if gdf.attrs.get("repaired"):
+        notes.append(f"{gdf.attrs['repaired']} invalid unit polygon(s) repaired with make_valid")
+    wanted = {"id": cfg.id, "name": cfg.name, "population": cfg.population}
+    for key, col in wanted.items():
+        if col is not None and col not in gdf.columns:
+            cols = ", ".join(map(str, gdf.columns.drop("geometry")))
+            raise InputError(
+                f"units: column '{col}' (units.{key}) is not in the layer; columns are: {cols}",
+                path=path,
+                hint=f"fix units.{key} in the city file",
+            )
+    ids = gdf[cfg.id].astype("string").str.strip()
+    empty = ids.isna() | (ids == "")
+    if empty.any():
+        rows = ", ".join(str(i + 1) for i in np.flatnonzero(empty.to_numpy())[:10])
+        raise InputError(f"units: empty '{cfg.id}' in row(s) {rows}", path=path)
+    dup = ids.duplicated(keep=False)
+    if dup.any():
+        values = ", ".join(sorted(set(ids[dup]))[:10])
+        raise InputError(
+            f"units: duplicate '{cfg.id}' values: {values}",
+            path=path,
+            hint="the id field must identify each unit",
+        )
+    out = gpd.GeoDataFrame(
+        {"unit_id": ids.astype(str).to_numpy()}, geometry=gdf.geometry.values, crs=gdf.crs
+    )
+    out["unit_name"] = gdf[cfg.name].astype(str).to_numpy() if cfg.name else out["unit_id"]
+    if cfg.population:
+        pop = pd.to_numeric(gdf[cfg.population], errors="coerce")
+        bad = pop.isna() & gdf[cfg.population].notna()
+        if bad.any():
+            rows = ", ".join(str(i + 1) for i in np.flatnonzero(bad.to_numpy())[:10])
+            raise InputError(
+                f"units: population column '{cfg.population}' is not numeric in row(s) {rows}",
+                path=path,
+            )
+        out["population"] = pop.to_numpy(dtype=float)
+    return out, notes
 
 
-def cell_positions(cells: np.ndarray, cover_cells: np.ndarray) -> np.ndarray:
-    """Return the position of each cell in the sorted cover (all cells must be in it)."""
-    pos = pd.Index(cover_cells).get_indexer(cells)
-    if (pos < 0).any():
-        msg = "a point's H3 cell is missing from the cover"
-        raise RuntimeError(msg)
-    return pos
+def read_study_area(city: City, crs: CRS) -> shapely.Geometry | None:
+    """Read the study area polygon in the working CRS, or ``None`` for the units' union."""
+    ref = city.config.study_area
+    if ref is None:
+        return None
+    path = city.resolve(ref.path)
+    gdf = read_polygons(path, layer=ref.layer)
+    if gdf.empty:
+        raise InputError("the study area layer has no features", path=path)
+    return shapely.union_all(to_crs(np.asarray(gdf.geometry.values), gdf.crs, crs))
 
 
-def utm_crs_for(geom_wgs84: shapely.Geometry) -> CRS:
-    """Return the WGS84 UTM zone CRS for a geometry's centroid (lon/lat)."""
-    c = shapely.centroid(geom_wgs84)
-    zone = int((c.x + 180) // 6) + 1
-    return CRS.from_epsg((32600 if c.y >= 0 else 32700) + zone)
+def choose_crs(city: City, units: gpd.GeoDataFrame) -> tuple[CRS, str]:
+    """Return the working CRS (metric) and a note saying where it came from.
+
+    Raises
+    ------
+    InputError
+        If the city file names a CRS that is not projected in metres.
+
+    """
+    if city.config.crs:
+        crs = CRS.from_user_input(city.config.crs)
+        problem = metric_problem(crs)
+        if problem:
+            raise InputError(
+                f"crs '{city.config.crs}' {problem}; areas and distances must be in metres",
+                path=city.path,
+                hint="use a metric projected CRS such as the local UTM zone, or omit crs",
+            )
+        return crs, f"{crs.to_string()} (from the city file)"
+    union = shapely.union_all(to_crs(np.asarray(units.geometry.values), units.crs, WGS84))
+    crs = utm_crs_for(union)
+    return crs, f"{crs.to_string()} ({crs.name}; chosen automatically: no crs in the city file)"
 
 
-ProgressFn = Callable[[str], None]
+def prepare(city: City, *, threads: int | None = None) -> tuple[SpatialFrame, str, list[str]]:
+    """Read units and study area and build the city's :class:`SpatialFrame`.
+
+    Returns
+    -------
+    tuple
+        The frame, a note on the working CRS, and notes on the units.
+
+    """
+    units, notes = read_units(city)
+    crs, crs_note = choose_crs(city, units)
+    units = units.to_crs(crs)
+    frame = SpatialFrame(
+        units, read_study_area(city, crs), city.config.h3_resolutions, crs, threads=threads
+    )
+    return frame, crs_note, notes

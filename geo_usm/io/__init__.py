@@ -1,5 +1,6 @@
-"""Readers for a city's source files (private: the pipeline calls :func:`read_source`)."""
+"""Readers for a city's source files (private: ingest calls them)."""
 
+from geo_usm.io.raster import RasterPixels, read_raster
 from geo_usm.io.readers import RawTable, file_sha256, read_polygons, read_source
 
-__all__ = ["RawTable", "file_sha256", "read_polygons", "read_source"]
+__all__ = ["RasterPixels", "RawTable", "file_sha256", "read_polygons", "read_raster", "read_source"]

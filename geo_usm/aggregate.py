@@ -1,0 +1,593 @@
+"""The aggregation engine: the only place where records become numbers on grids.
+
+For every grid (the admin units and each H3 resolution) and every period (the whole span, and
+each month of temporal layers) it computes:
+
+- points: the count of records of each layer (``count_<layer>``) and of each kind over its layers
+  with ``in_totals`` (``crime_count``...), and for every field a kind declares ``aggregate``
+  for, the sum and number of values (``<layer>_<field>_sum``, ``_n``) and their mean;
+- lines: the length inside each feature, clipped exactly (``<layer>_length_m``);
+- polygons: the area of the layer's footprint inside each feature, overlaps counted once
+  (``<layer>_area_m2``);
+- rasters: the sum and number of valid pixels whose centre is inside (``<layer>_sum``,
+  ``<layer>_pixels``) and their mean.
+
+Every stored quantity is extensive: the long table (grid, feature, period, variable, value)
+holds only sums, and intensive values (means) are ratios of two of them, computed in the wide
+views. Extensive quantities are checked to be conserved: for each variable and period, the total
+over every grid is the same (and, for counts, equals the accepted records).
+
+Line and polygon quantities are clipped to the admin units first, then to hexagons, so that
+hexagon totals equal unit totals; the share of a line or polygon outside every unit is reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo_usm.assign import cell_positions, count_by
+from geo_usm.catalog import Column
+from geo_usm.ingest import Records
+
+#: Name of the whole-span period.
+ALL = "all"
+#: Relative tolerance of the conservation check for lengths, areas and sums of values.
+RTOL = 1e-6
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A set of features records are aggregated onto.
+
+    Attributes
+    ----------
+    name
+        Output layer name (``units``, ``hex``, ``hex_r8``...).
+    ids
+        Feature ids in stored order (unit ids or H3 strings).
+    geometry
+        Feature polygons in the working CRS.
+    cells
+        uint64 H3 cells of a hexagon grid (``None`` for units).
+    resolution
+        H3 resolution of a hexagon grid.
+
+    """
+
+    name: str
+    ids: np.ndarray
+    geometry: np.ndarray
+    cells: np.ndarray | None = None
+    resolution: int | None = None
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One aggregated quantity.
+
+    ``extensive`` variables are stored; an intensive one is ``numerator / denominator`` of two
+    stored ones. ``null_unless`` names a stored count below which (zero) the value is "no
+    data" rather than zero (raster sums where no valid pixel lies in the feature).
+    """
+
+    column: Column
+    wide: bool = True
+    numerator: str | None = None
+    denominator: str | None = None
+    null_unless: str | None = None
+    integer: bool = False
+
+    @property
+    def name(self) -> str:
+        """The variable's column name."""
+        return self.column.name
+
+
+@dataclass
+class Aggregates:
+    """The result of :func:`aggregate`.
+
+    Attributes
+    ----------
+    grids
+        The grids, by name.
+    variables
+        Every variable, stored and derived, in output order.
+    values
+        ``values[grid][variable]`` is the whole-span value per feature of a stored variable.
+    monthly
+        ``monthly[grid][variable]`` is ``(months, array of shape (features, months))`` for
+        variables of temporal layers.
+    notes
+        Facts the build summary should show (e.g. length outside every unit).
+
+    """
+
+    grids: dict[str, Grid]
+    variables: dict[str, Variable]
+    values: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    monthly: dict[str, dict[str, tuple[list[str], np.ndarray]]] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+
+    def wide(self, grid: str) -> pd.DataFrame:
+        """Return the whole-span values of the wide variables of a grid, one column each.
+
+        Columns of variables whose source is absent (``null_reason``) are all NULL; counts
+        are integers (nullable), other values floats with NaN for "no data".
+        """
+        n = len(self.grids[grid].ids)
+        out: dict[str, object] = {}
+        for var in self.variables.values():
+            if var.wide:
+                out[var.name] = self._column(grid, var, n)
+        return pd.DataFrame(out, index=pd.RangeIndex(n))
+
+    def _column(self, grid: str, var: Variable, n: int) -> object:
+        if var.column.null_reason is not None:
+            data = np.full(n, np.nan)
+        elif var.numerator is not None:
+            assert var.denominator is not None
+            num = self.values[grid][var.numerator]
+            den = self.values[grid][var.denominator]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                data = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+        else:
+            data = self.values[grid][var.name].astype(float)
+            if var.null_unless is not None:
+                data = np.where(self.values[grid][var.null_unless] > 0, data, np.nan)
+        if var.integer:
+            missing = np.isnan(data)
+            return pd.arrays.IntegerArray(np.where(missing, 0, np.round(data)).astype(np.int64), missing)
+        return data
+
+    def long(self) -> pd.DataFrame:
+        """Return the long table of stored values: grid, feature, period, variable, value.
+
+        Zeros are omitted: a (feature, period, variable) absent from the table is 0 where the
+        variable exists (its layer is in the build); a variable without data is not listed.
+        """
+        frames = []
+        for gname, grid in self.grids.items():
+            for vname, data in self.values[gname].items():
+                nz = np.flatnonzero(data)
+                frames.append(_long_rows(gname, grid.ids[nz], ALL, vname, data[nz]))
+            for vname, (months, table) in self.monthly.get(gname, {}).items():
+                rows, cols = np.nonzero(table)
+                frames.append(
+                    _long_rows(
+                        gname, grid.ids[rows], np.asarray(months)[cols], vname, table[rows, cols]
+                    )
+                )
+        if not frames:
+            frames = [_long_rows("", np.empty(0, object), ALL, "", np.empty(0))]
+        out = pd.concat(frames, ignore_index=True)
+        for col in ("grid", "period", "variable"):
+            out[col] = out[col].astype("category")
+        return out
+
+
+def _long_rows(
+    grid: str, ids: np.ndarray, period: object, variable: str, values: np.ndarray
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "grid": grid,
+            "feature": np.asarray(ids, dtype=object),
+            "period": period,
+            "variable": variable,
+            "value": np.asarray(values, dtype=float),
+        }
+    )
+
+
+@dataclass
+class _Contribution:
+    """Where the records of one layer land on one grid: feature position and amount."""
+
+    position: np.ndarray
+    amount: np.ndarray | None  # None: each contributes 1
+    record: np.ndarray | None = None  # record index, to find its month
+
+
+#: How a variable weighs each contribution of a layer on a grid (None: each counts 1).
+_Amount = Callable[[_Contribution], np.ndarray | None]
+
+
+def aggregate(
+    records: Iterable[Records],
+    grids: list[Grid],
+    unit_grid: Grid,
+    kinds_order: list[str],
+    kind_fields: dict[str, str],
+) -> Aggregates:
+    """Aggregate every layer's records onto every grid and check conservation.
+
+    Parameters
+    ----------
+    records
+        The accepted records of each input layer.
+    grids
+        All grids, the units first.
+    unit_grid
+        The admin-unit grid (records carry their unit position; lines and polygons are clipped
+        to it first).
+    kinds_order
+        Kinds whose totals are published even when the city has no layer of them (their
+        columns are then NULL with a reason), in output order.
+    kind_fields
+        Kind name to the name of its total (``crimes`` -> ``crime_count``).
+
+    Returns
+    -------
+    Aggregates
+
+    Raises
+    ------
+    RuntimeError
+        If an extensive quantity is not conserved (a bug, never a user error).
+
+    """
+    layers = list(records)
+    result = Aggregates(
+        grids={g.name: g for g in grids},
+        variables={},
+        values={g.name: {} for g in grids},
+        monthly={g.name: {} for g in grids},
+    )
+    expected: dict[str, tuple[float, dict[str, float]]] = {}
+    for rec in layers:
+        per_grid = _contributions(rec, grids, unit_grid, result)
+        months = _months(rec)
+        for var, amounts in _layer_variables(rec):
+            result.variables[var.name] = var
+            if not var.column.extensive or var.numerator is not None:
+                continue
+            total: float | None = None
+            by_month: dict[str, float] = {}
+            for gname, contrib in per_grid.items():
+                n = len(result.grids[gname].ids)
+                weights = amounts(contrib)
+                valid = np.ones(len(contrib.position), dtype=bool)
+                if weights is not None:
+                    valid = np.isfinite(weights)
+                    weights = weights[valid]
+                pos = contrib.position[valid]
+                result.values[gname][var.name] = count_by(pos, n, weights)
+                if months is not None and contrib.record is not None:
+                    codes, labels = months
+                    rec_codes = codes[contrib.record[valid]]
+                    table = count_by(pos * len(labels) + rec_codes, n * len(labels), weights)
+                    result.monthly[gname][var.name] = (labels, table.reshape(n, len(labels)))
+                if total is None:
+                    total = float(result.values[gname][var.name].sum())
+                    if months is not None and var.name in result.monthly[gname]:
+                        labels, table = result.monthly[gname][var.name]
+                        by_month = dict(zip(labels, table.sum(axis=0).tolist(), strict=True))
+            if var.name == f"count_{rec.name}":  # independent of every grid
+                total = float(rec.report.accepted)
+                if months is not None:
+                    codes, labels = months
+                    by_month = dict(
+                        zip(labels, np.bincount(codes, minlength=len(labels)).tolist(), strict=True)
+                    )
+            expected[var.name] = (total or 0.0, by_month)
+    _kind_totals(layers, result, kinds_order, kind_fields, expected)
+    _check_conservation(result, expected)
+    return result
+
+
+def _months(rec: Records) -> tuple[np.ndarray, list[str]] | None:
+    """Return each accepted record's month code and the months of the layer's span."""
+    if not rec.kind.temporal or rec.table is None or "month" not in rec.table:
+        return None
+    month = pd.PeriodIndex(rec.table["month"].astype("string"), freq="M")
+    if len(month) == 0 or month.isna().all():
+        return None
+    span = pd.period_range(month.min(), month.max(), freq="M")
+    labels = [str(p) for p in span]
+    codes = (month - span[0]).map(lambda d: d.n).to_numpy(dtype=np.int64)
+    return codes, labels
+
+
+def _contributions(
+    rec: Records, grids: list[Grid], unit_grid: Grid, result: Aggregates
+) -> dict[str, _Contribution]:
+    geom_kind = rec.kind.geometry
+    if geom_kind in ("point", "raster"):
+        assert rec.unit is not None
+        out = {unit_grid.name: _Contribution(rec.unit, None, np.arange(len(rec.unit)))}
+        for g in grids:
+            if g.cells is not None:
+                assert g.resolution is not None
+                pos = cell_positions(rec.cells[g.resolution], g.cells)
+                out[g.name] = _Contribution(pos, None, np.arange(len(pos)))
+        return out
+    assert rec.geometry is not None
+    measure = shapely.length if geom_kind == "line" else shapely.area
+    pieces, piece_unit, piece_record = _clip(rec.geometry, unit_grid.geometry)
+    if geom_kind == "polygon":  # footprint: overlaps within a unit counted once
+        pieces, piece_unit = _dissolve(pieces, piece_unit)
+        piece_record = None
+    inside = float(measure(pieces).sum())
+    everything = float(measure(rec.geometry).sum()) if geom_kind == "line" else None
+    if everything and everything - inside > RTOL * everything:
+        share = (everything - inside) / everything
+        result.notes.setdefault(rec.name, []).append(
+            f"{share:.1%} of the length lies outside every admin unit and is not counted"
+        )
+    out = {unit_grid.name: _Contribution(piece_unit, measure(pieces), piece_record)}
+    tree_input = pieces
+    for g in grids:
+        if g.cells is None:
+            continue
+        tree = shapely.STRtree(g.geometry)
+        p_idx, h_idx = tree.query(tree_input, predicate="intersects")
+        amount = measure(shapely.intersection(tree_input[p_idx], g.geometry[h_idx]))
+        record = None if piece_record is None else piece_record[p_idx]
+        out[g.name] = _Contribution(h_idx.astype(np.int64), amount, record)
+    return out
+
+
+def _clip(geoms: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Clip geometries to the units: pieces with their unit and record index."""
+    parts, owner = units, np.arange(len(units))  # TEMPORARY until grids.subdivide
+    tree = shapely.STRtree(parts)
+    g_idx, p_idx = tree.query(geoms, predicate="intersects")
+    pieces = shapely.intersection(geoms[g_idx], parts[p_idx])
+    keep = ~shapely.is_empty(pieces)
+    return pieces[keep], owner[p_idx][keep].astype(np.int64), g_idx[keep].astype(np.int64)
+
+
+def _dissolve(pieces: np.ndarray, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Union the pieces of each unit (one footprint per unit)."""
+    if len(pieces) == 0:
+        return pieces, unit
+    order = np.argsort(unit, kind="stable")
+    units, starts = np.unique(unit[order], return_index=True)
+    groups = np.split(pieces[order], starts[1:])
+    merged = np.asarray([shapely.union_all(g) for g in groups], dtype=object)
+    return merged, units.astype(np.int64)
+
+
+def _layer_variables(rec: Records) -> list[tuple[Variable, _Amount]]:
+    """Return the variables a layer contributes, each with how to weigh its contributions."""
+    name, kind, src = rec.name, rec.kind, (rec.name,)
+    out: list[tuple[Variable, _Amount]] = []
+    if kind.geometry == "point":
+        col = Column(
+            name=f"count_{name}",
+            type="integer",
+            unit="count",
+            description=f"Number of accepted {kind.title.lower()} records of layer '{name}'.",
+            extensive=True,
+            sources=src,
+        )
+        out.append((Variable(col, integer=True), _ones))
+        mapped = rec.config.columns
+        for fname, spec in kind.fields.items():
+            if spec.aggregate is None or fname not in mapped or spec.sensitive:
+                continue
+            values = rec.table[fname].to_numpy(dtype=float, na_value=np.nan)  # type: ignore[index]
+            label = spec.description or fname
+            s = Column(
+                name=f"{name}_{fname}_sum",
+                type="float",
+                unit=spec.unit,
+                description=f"Sum of '{fname}' over the records of layer '{name}' ({label}).",
+                extensive=True,
+                sources=src,
+            )
+            k = Column(
+                name=f"{name}_{fname}_n",
+                type="integer",
+                unit="count",
+                description=f"Number of records of layer '{name}' with a value of '{fname}'.",
+                extensive=True,
+                sources=src,
+            )
+            m = Column(
+                name=f"{name}_{fname}_mean",
+                type="float",
+                unit=spec.unit,
+                description=f"Mean of '{fname}' over the records of layer '{name}' ({label}); "
+                "NULL where no record has a value.",
+                extensive=False,
+                sources=src,
+            )
+            out.append((Variable(s, wide=spec.aggregate == "sum"), _field(values)))
+            out.append((Variable(k, wide=False, integer=True), _field_present(values)))
+            out.append(
+                (
+                    Variable(m, wide=spec.aggregate == "mean", numerator=s.name, denominator=k.name),
+                    _ones,
+                )
+            )
+    elif kind.geometry == "line":
+        col = Column(
+            name=f"{name}_length_m",
+            type="float",
+            unit="m",
+            description=f"Length of layer '{name}' ({kind.title.lower()}) inside the feature, "
+            "clipped exactly.",
+            extensive=True,
+            sources=src,
+        )
+        out.append((Variable(col), _measure))
+    elif kind.geometry == "polygon":
+        col = Column(
+            name=f"{name}_area_m2",
+            type="float",
+            unit="m2",
+            description=f"Area of the footprint of layer '{name}' ({kind.title.lower()}) "
+            "inside the feature; overlapping polygons counted once.",
+            extensive=True,
+            sources=src,
+        )
+        out.append((Variable(col), _measure))
+    else:  # raster
+        assert rec.values is not None
+        values = rec.values
+        pixels = Column(
+            name=f"{name}_pixels",
+            type="integer",
+            unit="count",
+            description=f"Number of valid pixels of raster '{name}' whose centre is inside.",
+            extensive=True,
+            sources=src,
+        )
+        total = Column(
+            name=f"{name}_sum",
+            type="float",
+            unit=rec.config.unit,
+            description=f"Sum of raster '{name}' over the pixels whose centre is inside; "
+            "NULL where no valid pixel is.",
+            extensive=True,
+            sources=src,
+        )
+        mean = Column(
+            name=f"{name}_mean",
+            type="float",
+            unit=rec.config.unit,
+            description=f"Mean of raster '{name}' over the pixels whose centre is inside; "
+            "NULL where no valid pixel is.",
+            extensive=False,
+            sources=src,
+        )
+        statistic = rec.config.statistic
+        out.append((Variable(pixels, wide=False, integer=True), _ones))
+        out.append(
+            (Variable(total, wide=statistic == "sum", null_unless=pixels.name), _field(values))
+        )
+        out.append(
+            (
+                Variable(
+                    mean,
+                    wide=statistic == "mean",
+                    numerator=total.name,
+                    denominator=pixels.name,
+                ),
+                _ones,
+            )
+        )
+    return out
+
+
+def _ones(contrib: _Contribution) -> np.ndarray | None:
+    """Each contribution counts 1."""
+    return None
+
+
+def _measure(contrib: _Contribution) -> np.ndarray | None:
+    """Each contribution weighs its clipped length or area."""
+    return contrib.amount
+
+
+def _per_record(values: np.ndarray, contrib: _Contribution) -> np.ndarray | None:
+    """Each contribution weighs its record's value (NaN: no value, left out)."""
+    assert contrib.record is not None
+    return values[contrib.record]
+
+
+def _field(values: np.ndarray) -> _Amount:
+    return partial(_per_record, values)
+
+
+def _field_present(values: np.ndarray) -> _Amount:
+    return partial(_per_record, np.where(np.isfinite(values), 1.0, np.nan))
+
+
+def _kind_totals(
+    layers: list[Records],
+    result: Aggregates,
+    kinds_order: list[str],
+    kind_fields: dict[str, str],
+    expected: dict[str, tuple[float, dict[str, float]]],
+) -> None:
+    """Add each kind's total over its layers with ``in_totals`` (NULL when it has none)."""
+    present = [rec.kind.kind for rec in layers]
+    for kind in dict.fromkeys([*kinds_order, *present]):
+        total_name = kind_fields.get(kind)
+        if not total_name:
+            continue
+        members = [r for r in layers if r.kind.kind == kind and r.config.in_totals]
+        member_vars = [_primary_variable(r) for r in members]
+        example = next((r for r in layers if r.kind.kind == kind), None)
+        geometry = example.kind.geometry if example else "point"
+        unit = {"point": "count", "line": "m", "polygon": "m2"}.get(geometry, "")
+        null_reason = None
+        if example is None:
+            null_reason = f"no layer of kind '{kind}' in this city"
+        elif not members:
+            null_reason = f"every layer of kind '{kind}' has in_totals = false"
+        title = example.kind.title.lower() if example else kind
+        measure = {"point": "Number of", "line": "Length (m) of", "polygon": "Area (m2) of"}
+        col = Column(
+            name=total_name,
+            type="integer" if geometry == "point" else "float",
+            unit=unit,
+            description=f"{measure.get(geometry, 'Total of')} {title} in the feature, over the "
+            "layers of the kind counted in totals"
+            + (f"; NULL: {null_reason}" if null_reason else "."),
+            extensive=True,
+            sources=tuple(r.name for r in members),
+            null_reason=null_reason,
+        )
+        result.variables[total_name] = Variable(col, integer=geometry == "point")
+        if null_reason:
+            continue
+        total = 0.0
+        by_month: dict[str, float] = {}
+        for gname, grid in result.grids.items():
+            n = len(grid.ids)
+            result.values[gname][total_name] = sum(
+                (result.values[gname][v] for v in member_vars), start=np.zeros(n)
+            )
+            monthly = [result.monthly[gname][v] for v in member_vars if v in result.monthly[gname]]
+            if monthly:
+                labels = sorted({m for months, _ in monthly for m in months})
+                table = np.zeros((n, len(labels)))
+                where = {m: i for i, m in enumerate(labels)}
+                for months, part in monthly:
+                    table[:, [where[m] for m in months]] += part
+                result.monthly[gname][total_name] = (labels, table)
+        for v in member_vars:
+            total += expected[v][0]
+            for m, x in expected[v][1].items():
+                by_month[m] = by_month.get(m, 0.0) + x
+        expected[total_name] = (total, by_month)
+
+
+def _primary_variable(rec: Records) -> str:
+    suffix = {"line": "_length_m", "polygon": "_area_m2"}.get(rec.kind.geometry)
+    return f"{rec.name}{suffix}" if suffix else f"count_{rec.name}"
+
+
+def _check_conservation(
+    result: Aggregates, expected: dict[str, tuple[float, dict[str, float]]]
+) -> None:
+    """Check that every stored variable has the same total on every grid, per period."""
+    for vname, (total, by_month) in expected.items():
+        exact = result.variables[vname].integer
+        for gname in result.grids:
+            got = float(result.values[gname][vname].sum())
+            _compare(vname, gname, ALL, got, total, exact=exact)
+            if vname in result.monthly[gname]:
+                labels, table = result.monthly[gname][vname]
+                for m, x in zip(labels, table.sum(axis=0).tolist(), strict=True):
+                    _compare(vname, gname, m, x, by_month.get(m, 0.0), exact=exact)
+
+
+def _compare(vname: str, grid: str, period: str, got: float, want: float, *, exact: bool) -> None:
+    ok = round(got) == round(want) if exact else np.isclose(got, want, rtol=RTOL, atol=1e-6)
+    if not ok:
+        msg = (
+            f"conservation failed for {vname} on {grid} (period {period}): "
+            f"total {got!r}, expected {want!r}"
+        )
+        raise RuntimeError(msg)

@@ -1,0 +1,446 @@
+"""The output catalogue: every layer and column a build writes, declared once.
+
+The pipeline builds the catalogue of a city (:func:`build_catalog`) before it writes anything;
+the store refuses a frame whose columns differ from its declaration, the manifest carries the
+catalogue, and the API serves exactly the layers it marks public, with the columns, units and
+descriptions it declares. Nothing downstream guesses from names.
+
+Access roles are ordered: ``public`` (aggregates anyone may read) < ``analyst`` (record-level
+data without victim attributes) < ``custodian`` (victim attributes, rejects with their original
+values). A layer in the public store may hold only ``public`` columns.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from geo_usm._model import Strict
+from geo_usm.schema import LayerKind
+
+Access = Literal["public", "analyst", "custodian"]
+#: Roles in increasing order of what they may read.
+ROLES: tuple[Access, ...] = ("public", "analyst", "custodian")
+ColumnType = Literal["string", "integer", "float", "boolean", "datetime"]
+Store = Literal["public", "private"]
+
+#: The file of each store, relative to the build directory.
+PUBLIC_GPKG = "public/diagnosis.gpkg"
+PUBLIC_AGGREGATES = "public/aggregates.parquet"
+PRIVATE_GPKG = "private/records.gpkg"
+
+
+def may_read(role: Access, access: Access) -> bool:
+    """Return whether ``role`` may read something whose minimum role is ``access``."""
+    return ROLES.index(role) >= ROLES.index(access)
+
+
+class Column(Strict):
+    """One column of an output layer.
+
+    Attributes
+    ----------
+    name
+        Column name, fixed: other tools rely on it.
+    type
+        Value type.
+    unit
+        Unit of measure (``count``, ``m``, ``m2``, ``1`` for a share...), empty for labels.
+    description
+        What the value means, for people.
+    extensive
+        ``True`` for quantities that add up over space (counts, lengths, areas, sums),
+        ``False`` for intensive ones (means, shares), ``None`` for identifiers and labels.
+    access
+        Minimum role that may read the column.
+    sources
+        Input layers the value is computed from.
+    null_reason
+        When set, the column exists but every value is NULL for this reason (for example the
+        city has no layer of the kind it counts): "no data", never a false zero.
+
+    """
+
+    name: str
+    type: ColumnType
+    unit: str = ""
+    description: str
+    extensive: bool | None = None
+    access: Access = "public"
+    sources: tuple[str, ...] = ()
+    null_reason: str | None = None
+
+
+class OutputLayer(Strict):
+    """One layer (or table) of a build.
+
+    Attributes
+    ----------
+    name
+        Layer name inside its file.
+    title, description
+        For people (collection metadata in the API).
+    store
+        ``public`` (may be published) or ``private`` (record-level, needs a role).
+    file
+        Path of the file holding it, relative to the build directory.
+    geometry
+        Geometry type (``Polygon``, ``MultiPolygon``, ``Point``...) or ``None`` for a table.
+    id_column
+        Column identifying each feature, if any.
+    access
+        Minimum role that may read the layer.
+    resolution
+        H3 resolution of a hexagon grid.
+    grid
+        True for the layers records are aggregated onto (hexagons, admin units).
+    columns
+        Columns in stored order (geometry not included).
+
+    """
+
+    name: str
+    title: str
+    description: str
+    store: Store
+    file: str
+    geometry: str | None = None
+    id_column: str | None = None
+    access: Access = "public"
+    resolution: int | None = None
+    grid: bool = False
+    columns: tuple[Column, ...] = Field(default_factory=tuple)
+
+    @model_validator(mode="after")
+    def _check(self) -> OutputLayer:
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            msg = f"layer '{self.name}' declares column(s) {dup} twice"
+            raise ValueError(msg)
+        if self.id_column is not None and self.id_column not in names:
+            msg = f"layer '{self.name}': id column '{self.id_column}' is not declared"
+            raise ValueError(msg)
+        if self.store == "public":
+            private = [c.name for c in self.columns if c.access != "public"]
+            if self.access != "public" or private:
+                msg = f"public layer '{self.name}' holds non-public data: {private or 'layer'}"
+                raise ValueError(msg)
+        return self
+
+    @property
+    def column_names(self) -> list[str]:
+        """Column names in stored order."""
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        """Return one column's declaration."""
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+class Catalog(Strict):
+    """Every output layer of a build, in a stable order."""
+
+    layers: tuple[OutputLayer, ...]
+
+    @model_validator(mode="after")
+    def _unique(self) -> Catalog:
+        names = [(layer.file, layer.name) for layer in self.layers]
+        if len(set(names)) != len(names):
+            msg = "the catalogue declares a layer twice"
+            raise ValueError(msg)
+        return self
+
+    def layer(self, name: str, *, store: Store | None = None) -> OutputLayer:
+        """Return a layer by name (and store, when names repeat across stores)."""
+        for layer in self.layers:
+            if layer.name == name and (store is None or layer.store == store):
+                return layer
+        raise KeyError(name)
+
+    def readable(self, role: Access = "public") -> list[OutputLayer]:
+        """Return the layers ``role`` may read."""
+        return [layer for layer in self.layers if may_read(role, layer.access)]
+
+    def collections(self) -> list[OutputLayer]:
+        """Return the public layers with geometry: what the Features API serves."""
+        return [
+            layer
+            for layer in self.layers
+            if layer.store == "public" and layer.access == "public" and layer.geometry
+        ]
+
+
+# --- the declarations -------------------------------------------------------------------------
+
+HEX_COLUMNS = (
+    Column(name="h3", type="string", description="H3 cell index (hexadecimal)."),
+    Column(name="resolution", type="integer", description="H3 resolution of the cell."),
+    Column(
+        name="area_m2",
+        type="float",
+        unit="m2",
+        description="Planar area of the cell in the working CRS.",
+        extensive=True,
+    ),
+    Column(
+        name="area_share",
+        type="float",
+        unit="1",
+        description="Share of the cell's area inside the study area (1 inside, less on the edge).",
+        extensive=False,
+    ),
+)
+UNIT_COLUMNS = (
+    Column(name="unit_id", type="string", description="Id of the admin unit (from the city)."),
+    Column(name="unit_name", type="string", description="Name of the admin unit."),
+    Column(
+        name="area_m2",
+        type="float",
+        unit="m2",
+        description="Planar area of the unit in the working CRS.",
+        extensive=True,
+    ),
+)
+POPULATION = Column(
+    name="population",
+    type="float",
+    unit="persons",
+    description="Resident population of the unit, as given in the units layer.",
+    extensive=True,
+)
+#: Names the grids' own columns take; no kind total or layer variable may take them.
+GRID_COLUMN_NAMES = frozenset(c.name for c in (*HEX_COLUMNS, *UNIT_COLUMNS, POPULATION))
+
+CROSSWALK_COLUMNS = (
+    Column(name="h3", type="string", description="H3 cell index."),
+    Column(name="resolution", type="integer", description="H3 resolution of the cell."),
+    Column(name="unit_id", type="string", description="Id of the admin unit."),
+    Column(
+        name="area_m2",
+        type="float",
+        unit="m2",
+        description="Area of the intersection of the cell and the unit.",
+        extensive=True,
+    ),
+    Column(
+        name="hex_share",
+        type="float",
+        unit="1",
+        description="Share of the cell's area inside the unit.",
+        extensive=False,
+    ),
+    Column(
+        name="unit_share",
+        type="float",
+        unit="1",
+        description="Share of the unit's area inside the cell.",
+        extensive=False,
+    ),
+)
+AGGREGATES_COLUMNS = (
+    Column(name="grid", type="string", description="Grid layer: units, hex or hex_r<N>."),
+    Column(name="feature", type="string", description="unit_id or h3 of the feature."),
+    Column(name="period", type="string", description="'all' (whole span) or a month, YYYY-MM."),
+    Column(name="variable", type="string", description="An extensive variable of the grids."),
+    Column(
+        name="value",
+        type="float",
+        description="Its value; a missing row is 0 where the variable exists.",
+        extensive=True,
+    ),
+)
+STUDY_AREA_COLUMNS = (
+    Column(name="name", type="string", description="City name."),
+    Column(
+        name="area_m2",
+        type="float",
+        unit="m2",
+        description="Planar area of the study area in the working CRS.",
+        extensive=True,
+    ),
+)
+REJECTS_COLUMNS = (
+    Column(name="layer", type="string", description="Input layer.", access="custodian"),
+    Column(name="source_file", type="string", description="File name.", access="custodian"),
+    Column(
+        name="source_row",
+        type="integer",
+        description="1-based record number in the file.",
+        access="custodian",
+    ),
+    Column(name="reason", type="string", description="Why it was rejected.", access="custodian"),
+    Column(
+        name="original",
+        type="string",
+        description="The record's source values as JSON (may include victim attributes).",
+        access="custodian",
+    ),
+)
+_FIELD_TYPES: dict[str, ColumnType] = {
+    "string": "string",
+    "integer": "integer",
+    "float": "float",
+    "boolean": "boolean",
+    "sex": "string",
+}
+
+
+def grid_name(resolution: int, primary: int) -> str:
+    """Return the output layer name of the hexagon grid at ``resolution``."""
+    return "hex" if resolution == primary else f"hex_r{resolution}"
+
+
+def record_columns(kind: LayerKind) -> tuple[Column, ...]:
+    """Return the columns of a private record layer of ``kind``."""
+    cols = [Column(name="source_row", type="integer", description="1-based record number.")]
+    if kind.temporal:
+        cols.append(Column(name="datetime", type="datetime", description="Date and time."))
+        cols.append(Column(name="month", type="string", description="Month, YYYY-MM."))
+    for fname, spec in kind.fields.items():
+        cols.append(
+            Column(
+                name=fname,
+                type=_FIELD_TYPES[spec.type],
+                unit=spec.unit,
+                description=spec.description or fname,
+                access="custodian" if spec.sensitive else "analyst",
+            )
+        )
+    if kind.geometry == "point":
+        cols.append(Column(name="unit_id", type="string", description="Admin unit."))
+        cols.append(Column(name="h3", type="string", description="H3 cell (primary)."))
+    return tuple(
+        c if c.access != "public" else c.model_copy(update={"access": "analyst"}) for c in cols
+    )
+
+
+def build_catalog(
+    *,
+    city: str,
+    resolutions: list[int],
+    variables: list[Column],
+    has_population: bool,
+    layers: dict[str, LayerKind],
+) -> Catalog:
+    """Declare every output layer and column of a city's build.
+
+    Parameters
+    ----------
+    city
+        City name, for descriptions.
+    resolutions
+        H3 resolutions, the primary first.
+    variables
+        The aggregated columns of every grid, in output order.
+    has_population
+        Whether the units carry a population.
+    layers
+        Input layer name to kind: vector layers get a private record layer.
+
+    """
+    clash = sorted(GRID_COLUMN_NAMES & {v.name for v in variables})
+    if clash:
+        msg = f"aggregated column(s) {clash} would overwrite a grid's own column"
+        raise ValueError(msg)
+    measures = ", ".join(v.name for v in variables) or "none"
+    out = []
+    for res in resolutions:
+        name = grid_name(res, resolutions[0])
+        out.append(
+            OutputLayer(
+                name=name,
+                title=f"H3 hexagons, resolution {res}",
+                description=f"Aggregates per H3 cell at resolution {res} covering the study "
+                f"area of {city}, boundary cells included (area_share is the share of the "
+                f"cell inside). Measures: {measures}.",
+                store="public",
+                file=PUBLIC_GPKG,
+                geometry="Polygon",
+                id_column="h3",
+                resolution=res,
+                grid=True,
+                columns=(*HEX_COLUMNS, *variables),
+            )
+        )
+    unit_cols = (*UNIT_COLUMNS, POPULATION) if has_population else UNIT_COLUMNS
+    out.append(
+        OutputLayer(
+            name="units",
+            title="Administrative units",
+            description=f"Aggregates per lowest administrative unit of {city}. "
+            f"Measures: {measures}.",
+            store="public",
+            file=PUBLIC_GPKG,
+            geometry="MultiPolygon",
+            id_column="unit_id",
+            grid=True,
+            columns=(*unit_cols, *variables),
+        )
+    )
+    out.append(
+        OutputLayer(
+            name="study_area",
+            title="Study area",
+            description=f"The study area of {city}.",
+            store="public",
+            file=PUBLIC_GPKG,
+            geometry="MultiPolygon",
+            id_column="name",
+            columns=STUDY_AREA_COLUMNS,
+        )
+    )
+    out.append(
+        OutputLayer(
+            name="crosswalk",
+            title="Hexagon to admin unit crosswalk",
+            description="Every (H3 cell, admin unit) pair that overlaps, with area shares.",
+            store="public",
+            file=PUBLIC_GPKG,
+            columns=CROSSWALK_COLUMNS,
+        )
+    )
+    out.append(
+        OutputLayer(
+            name="aggregates",
+            title="Aggregates by period (long table)",
+            description="Every extensive variable of every grid, per period (whole span and "
+            "months of temporal layers). The grids' wide columns are views of it.",
+            store="public",
+            file=PUBLIC_AGGREGATES,
+            columns=AGGREGATES_COLUMNS,
+        )
+    )
+    for name, kind in layers.items():
+        if kind.geometry == "raster":
+            continue
+        out.append(
+            OutputLayer(
+                name=name,
+                title=f"Accepted records of layer '{name}' ({kind.title})",
+                description="Record-level data: never published.",
+                store="private",
+                file=PRIVATE_GPKG,
+                geometry={"point": "Point", "line": "LineString", "polygon": "MultiPolygon"}[
+                    kind.geometry
+                ],
+                access="analyst",
+                columns=record_columns(kind),
+            )
+        )
+    out.append(
+        OutputLayer(
+            name="rejects",
+            title="Rejected records",
+            description="Every rejected record with its reason and original values.",
+            store="private",
+            file=PRIVATE_GPKG,
+            access="custodian",
+            columns=REJECTS_COLUMNS,
+        )
+    )
+    return Catalog(layers=tuple(out))
