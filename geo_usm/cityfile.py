@@ -156,9 +156,10 @@ class CityConfig(Strict):
             if not NAME_RE.match(name) or name in RESERVED_NAMES or name.startswith("hex_r")
         ]
         if bad:
-            msg = (
-                f"layer name(s) {', '.join(repr(b) for b in bad)} must be lower_snake_case and "
-                f"not one of {sorted(RESERVED_NAMES)} or hex_r<N>"
+            msg = "; ".join(
+                f"layer name '{b}' must be lower_snake_case and not one of "
+                f"{sorted(RESERVED_NAMES)} or hex_r<N>"
+                for b in bad
             )
             raise ValueError(msg)
         return v

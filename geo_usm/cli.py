@@ -93,10 +93,19 @@ def _report(result: Any, title: str) -> None:
             name, r.kind, f"{r.read:,}", f"{r.accepted:,}", f"{r.rejected:,}", f"{r.seconds:.2f}"
         )
     out.print(table)
+    notes = result.manifest.get("layers", {})
     for r in result.layers:
         for reason, n in r.rejects_by_reason.items():
             out.print(f"  {r.name}: {n:,} rejected: {reason}", highlight=False, markup=False)
-        for note in r.notes:
+        for fname, reasons in r.cleaned.items():
+            for reason, n in reasons.items():
+                out.print(
+                    f"  {r.name}: {n:,} value(s) of {fname} cleaned to NULL (record kept): "
+                    f"{reason}",
+                    highlight=False,
+                    markup=False,
+                )
+        for note in notes.get(r.name, {}).get("notes", r.notes):
             out.print(f"  {r.name}: note: {note}", highlight=False, markup=False)
     out.print(f"units: {result.n_units:,}   working CRS: {result.crs_note}", highlight=False)
 
@@ -108,16 +117,25 @@ def main(debug: bool) -> None:
     """geo-usm: an Urban Safety Monitor (neighbourhood safety diagnosis)."""
 
 
+_THREADS = click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker threads (default: the number of CPUs).",
+)
+
+
 @main.command()
 @click.argument("city_file", type=click.Path(path_type=Path))
+@_THREADS
 @click.pass_context
-def validate(ctx: click.Context, city_file: Path) -> None:
+def validate(ctx: click.Context, city_file: Path, threads: int | None) -> None:
     """Check CITY_FILE and every input; report all problems at once. Writes nothing."""
     from geo_usm.pipeline import validate as run_validate
 
     def body() -> None:
         with _progress() as progress:
-            result = run_validate(city_file, progress=progress)
+            result = run_validate(city_file, progress=progress, threads=threads)
         _report(result, f"{result.city.config.name}: what a build would keep")
         out.print("[green]valid[/]: no fatal problems")
 
@@ -133,18 +151,27 @@ def validate(ctx: click.Context, city_file: Path) -> None:
     type=click.Path(path_type=Path),
     help="Where to publish the build (replaced atomically).",
 )
+@_THREADS
 @click.pass_context
-def build(ctx: click.Context, city_file: Path, out_dir: Path) -> None:
+def build(ctx: click.Context, city_file: Path, out_dir: Path, threads: int | None) -> None:
     """Build the diagnosis of CITY_FILE and publish it at --out."""
     from geo_usm.pipeline import build as run_build
 
     def body() -> None:
         with _progress() as progress:
-            result = run_build(city_file, out_dir, progress=progress)
+            result = run_build(city_file, out_dir, progress=progress, threads=threads)
         _report(result, f"{result.city.config.name}: build {result.build_id}")
         hexes = ", ".join(f"res {r}: {n:,}" for r, n in result.n_hex.items())
         out.print(f"hexes: {hexes}")
-        out.print(f"published {out_dir} in {result.seconds:.1f} s")
+        stages = ", ".join(
+            f"{name} {sec:.2f}" for name, sec in result.stages.items() if not name.startswith("layer ")
+        )
+        out.print(f"seconds per stage: {stages}", highlight=False)
+        out.print(
+            f"published {out_dir} in {result.seconds:.1f} s "
+            f"(public: {out_dir}/public, private: {out_dir}/private)",
+            highlight=False,
+        )
 
     _run(ctx, body)
 

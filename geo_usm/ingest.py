@@ -677,14 +677,16 @@ def layer_problems(report: LayerReport, config: LayerConfig) -> list[str]:
     coordinate column), is almost always a mistake in the city file. ``may_be_empty`` and
     ``max_reject_share`` in the layer's entry accept such outcomes deliberately.
     """
-    problems = []
-    if report.read > 0 and report.accepted == 0 and not config.may_be_empty:
+    problems: list[str] = []
+    if report.read == 0 or (report.accepted == 0 and config.may_be_empty):
+        return problems
+    if report.accepted == 0:
         top = max(report.rejects_by_reason.items(), key=lambda kv: kv[1], default=("", 0))
         problems.append(
             f"layer '{report.name}': none of its {report.read:,} rows was accepted"
             + (f" (most common reason: {top[0]})" if top[0] else "")
         )
-    elif report.read > 0:
+    else:
         for reason, n in report.rejects_by_reason.items():
             if reason in SELECTION_REASONS:
                 continue

@@ -126,7 +126,7 @@ def test_custom_kind_dir(tmp_path):
         "[layers.cams]\nkind='cctv'\npath='c.csv'\n[layers.cams.columns]\nlocation='loc'\n"
     )
     city = load_city(write(tmp_path, text))
-    assert city.kind_of("cams").count_field == "cctv_count"
+    assert city.kinds[city.config.layers["cams"].kind].count_field == "cctv_count"
     (kinds / "bad.toml").write_text('kind = "bad"\ntitle="B"\ngeometry="point"\nwat=1\n')
     with pytest.raises(Exception, match="unknown key 'wat'"):
         load_city(write(tmp_path, text))

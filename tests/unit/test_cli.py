@@ -45,7 +45,7 @@ def test_validate_then_build_then_rebuild(city, tmp_path):
     r = run("build", city, "--out", tmp_path / "out")
     assert r.returncode == 0
     assert (tmp_path / "out").resolve() != first
-    assert (tmp_path / "out" / "manifest.json").is_file()
+    assert (tmp_path / "out" / "public" / "manifest.json").is_file()
 
 
 def test_user_errors_exit_2_without_traceback(city, tmp_path):
@@ -66,11 +66,11 @@ def test_user_errors_exit_2_without_traceback(city, tmp_path):
 def test_failed_build_keeps_previous_build(city, tmp_path):
     out = tmp_path / "out"
     assert run("build", city, "--out", out).returncode == 0
-    before = (out / "manifest.json").read_text()
+    before = (out / "public" / "manifest.json").read_text()
     (tmp_path / "delitos.csv").unlink()
     r = run("build", city, "--out", out)
     assert r.returncode == 2
-    assert (out / "manifest.json").read_text() == before
+    assert (out / "public" / "manifest.json").read_text() == before
     assert not list(out.parent.glob(".out.builds/*.partial"))
 
 

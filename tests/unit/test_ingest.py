@@ -78,10 +78,12 @@ ROWS = [
     ("A9;529500;182500;;Robo;M;20", "missing date"),
     ("A10;529500;182500;2024-03-01T10:00:00;Fraude;M;20", "category not in the configured list"),
     ("A1;529600;182600;2024-03-01T10:00:00;Robo;M;20", "duplicate record_id"),
-    ("A12;529500;182500;2024-03-01T10:00:00;Robo;M;130", "value out of range"),
-    ("A13;529500;182500;2024-03-01T10:00:00;Robo;M;veinte", "unparseable number"),
+    # an invalid optional attribute is cleaned to NULL; the crime is kept
+    ("A12;529500;182500;2024-03-01T10:00:00;Robo;M;130", None),
+    ("A13;529500;182500;2024-03-01T10:00:00;Robo;M;veinte", None),
     ("A14;529500;182500;2024-03-01T10:00:00;;M;20", "missing required value"),
-    ("A15;529500;182500;2024-03-01T10:00:00;Robo;M;20,5", "not a whole number"),
+    ("A15;529500;182500;2024-03-01T10:00:00;Robo;M;20,5", None),
+    ("A19;529500;182500;2024-03-01T10:00:00;Robo;M;-1", None),
     (";529700;182700;2024-03-01T10:00:00;Robo;Otro;40", None),
     ("A17;529500;182500;2024-03-01T10:00:00;Robo;M", None),  # short row: age missing
     ("A18;529500;182500;2024-03-01T10:00:00;Robo;M;20;extra;x", "wrong number of fields"),
@@ -106,8 +108,9 @@ def test_every_record_accepted_or_rejected_with_reason(city, tmp_path):
     assert report.read == len(ROWS)
     assert report.rejected == len(expected_rejects)
     assert report.read == report.accepted + report.rejected
-    gpkg = tmp_path / "out" / "diagnosis.gpkg"
-    rejects = pyogrio.read_dataframe(gpkg, layer="rejects").sort_values("source_row")
+    private = tmp_path / "out" / "private" / "records.gpkg"
+    gpkg = tmp_path / "out" / "public" / "diagnosis.gpkg"
+    rejects = pyogrio.read_dataframe(private, layer="rejects").sort_values("source_row")
     got = dict(zip(rejects.source_row, rejects.reason, strict=True))
     for number, (_, reason) in enumerate(ROWS, start=1):
         if reason:
@@ -117,10 +120,19 @@ def test_every_record_accepted_or_rejected_with_reason(city, tmp_path):
     original = json.loads(rejects.set_index("source_row").loc[8, "original"])
     assert original["fecha_hora"] == "ayer"
     assert set(rejects["source_file"]) == {"delitos.csv"}
-    crimes = pyogrio.read_dataframe(gpkg, layer="delitos")
+    crimes = pyogrio.read_dataframe(private, layer="delitos")
+    assert report.cleaned == {
+        "victim_age": {
+            "value out of range [0.0, 120.0] ('edad_victima')": 2,
+            "unparseable number ('edad_victima')": 1,
+            "not a whole number ('edad_victima')": 1,
+        }
+    }
+    kept = crimes.set_index("record_id").loc[["A12", "A13", "A15", "A19"]]
+    assert kept["victim_age"].isna().all()
     assert crimes["victim_sex"].tolist()[:2] == ["female", "male"]
     assert crimes["victim_sex"].isna().iloc[2]
-    assert crimes["victim_sex"].iloc[3] == "other"
+    assert crimes.loc[crimes["record_id"].isna(), "victim_sex"].tolist() == ["other"]
     assert crimes["datetime"].dt.hour.tolist()[:2] == [22, 1]  # local wall-clock time kept
     assert crimes["unit_id"].tolist()[:3] == ["U1", "U2", "U3"]
     units = pyogrio.read_dataframe(gpkg, layer="units")

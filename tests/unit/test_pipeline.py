@@ -77,7 +77,7 @@ def test_new_city_semicolon_decimal_comma_iso_dates_auto_utm(tmp_path):
     inside = ((x >= X0) & (x <= X0 + 2000) & (y >= Y0) & (y <= Y0 + 2000)).sum()
     assert crimes.accepted == inside
     assert crimes.read == crimes.accepted + crimes.rejected == 3000
-    gpkg = tmp_path / "out" / "diagnosis.gpkg"
+    gpkg = tmp_path / "out" / "public" / "diagnosis.gpkg"
     units = pyogrio.read_dataframe(gpkg, layer="units")
     hex9 = pyogrio.read_dataframe(gpkg, layer="hex")
     hex10 = pyogrio.read_dataframe(gpkg, layer="hex_r10")
@@ -92,7 +92,9 @@ def test_new_city_semicolon_decimal_comma_iso_dates_auto_utm(tmp_path):
     for table in (units, hex9, hex10):
         assert table["poblacion_sum"].sum() == pytest.approx(expected, rel=1e-12)
     assert popl.rejects_by_reason["nodata pixel"] == 1
-    crimes_layer = pyogrio.read_dataframe(gpkg, layer="incidentes")
+    crimes_layer = pyogrio.read_dataframe(
+        tmp_path / "out" / "private" / "records.gpkg", layer="incidentes"
+    )
     assert sorted(crimes_layer["datetime"].dt.hour.unique()) == list(range(24))
 
 
@@ -100,7 +102,7 @@ def test_new_city_semicolon_decimal_comma_iso_dates_auto_utm(tmp_path):
 def test_sample_cities_build_conserve_and_manifest(which, request):
     result = request.getfixturevalue(which)
     out = result.output
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((out / "public" / "manifest.json").read_text())
     for key in (
         "software",
         "build_id",
@@ -119,19 +121,26 @@ def test_sample_cities_build_conserve_and_manifest(which, request):
     assert manifest["software"]["version"]
     assert len(manifest["city"]["sha256"]) == 64
     assert all(len(i["sha256"]) == 64 for i in manifest["inputs"])
-    gpkg = out / "diagnosis.gpkg"
-    layers = set(pyogrio.list_layers(gpkg)[:, 0])
-    assert {"hex", "units", "crosswalk", "rejects", "crimes"} <= layers
+    gpkg = out / "public" / "diagnosis.gpkg"
+    private = out / "private" / "records.gpkg"
+    assert set(pyogrio.list_layers(gpkg)[:, 0]) == {
+        "hex",
+        "hex_r8",
+        "units",
+        "study_area",
+        "crosswalk",
+    }
+    assert {"rejects", "crimes"} <= set(pyogrio.list_layers(private)[:, 0])
     units = pyogrio.read_dataframe(gpkg, layer="units")
     hexes = pyogrio.read_dataframe(gpkg, layer="hex")
-    rejects = pyogrio.read_dataframe(gpkg, layer="rejects")
+    rejects = pyogrio.read_dataframe(private, layer="rejects")
     for name, entry in manifest["layers"].items():
         assert entry["read"] == entry["accepted"] + entry["rejected"], name
         if entry["kind"] != "raster":
             assert (rejects["layer"] == name).sum() == entry["rejected"], name
             assert sum(entry["rejects_by_reason"].values()) == entry["rejected"]
             assert (
-                len(pyogrio.read_dataframe(gpkg, layer=name, read_geometry=False))
+                len(pyogrio.read_dataframe(private, layer=name, read_geometry=False))
                 == entry["accepted"]
             )
     city = result.city.config.layers
