@@ -28,8 +28,7 @@ demo: $(VENV)/.installed
 	@echo "Open http://$(HOST):$(PORT)/ (Ctrl+C to stop)"
 	$(BIN)/usm serve out/$(CITY) --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.installed
-	$(BIN)/ruff check geo_usm api tests benchmarks scripts
+test: lint
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed
@@ -38,6 +37,7 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy
 
 bench: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/bench_build.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/bench_assign.py $(BENCH_ARGS)
 
 clean:

@@ -59,8 +59,8 @@ def create_app(settings: Settings | None = None, *, provider: Provider | None = 
     info = provider.info
     title = settings.title or f"Urban Safety Monitor: {info.city}"
     description = settings.description or (
-        f"Neighbourhood safety diagnosis of {info.city} as OGC API - Features: counts per H3 "
-        f"hexagon and per administrative unit, GeoJSON in CRS84. Build {info.build_id}"
+        f"Neighbourhood safety diagnosis of {info.city} as OGC API - Features: aggregates per "
+        f"H3 hexagon and per administrative unit, GeoJSON in CRS84. Build {info.build_id}"
         + (f", finished {info.finished}." if info.finished else ".")
     )
     app = FastAPI(

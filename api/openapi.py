@@ -16,7 +16,8 @@ from typing import Any
 
 OPENAPI_VERSION = "3.0.3"
 
-_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+#: The HTTP methods a path item of OpenAPI 3.0 may hold an operation for.
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 #: Schema keywords of JSON Schema 2020-12 that OpenAPI 3.0 schema objects do not allow.
 _DROPPED = frozenset(
@@ -172,7 +173,7 @@ def _merge(out: dict[str, Any], member: dict[str, Any]) -> dict[str, Any]:
 def _path_item(path_item: dict[str, Any]) -> None:
     for parameter in path_item.get("parameters", []):
         _parameter(parameter)
-    for method in _METHODS:
+    for method in HTTP_METHODS:
         operation = path_item.get(method)
         if not isinstance(operation, dict):
             continue

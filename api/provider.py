@@ -1,10 +1,15 @@
-"""Read a geo-usm build once and serve its public aggregate layers as feature collections.
+"""Read a geo-usm build once and serve its public layers with geometry as feature collections.
 
-Only the aggregate layers ``hex``, ``hex_r<N>`` and ``units`` are public; every other layer of
-``diagnosis.gpkg`` (raw records, rejects, crosswalk, study area) is never read, let alone
-served. At startup each public layer is reprojected to CRS84 (longitude, latitude) and every
-feature is serialised to GeoJSON once, so that a page of items is a join of ready-made byte
-strings; an STRtree over the CRS84 geometries answers ``bbox`` queries.
+What is served comes from the build's output catalogue (``catalog`` in ``manifest.json``, see
+:mod:`geo_usm.catalog`), never from layer names: exactly the layers of
+:meth:`geo_usm.catalog.Catalog.collections` (public store, public access, with geometry), in
+catalogue order, each with the catalogue's title, description, id column and columns. Only the
+public part of a build is opened, through :func:`geo_usm.store.read_layer`; the private part
+(record-level layers, rejects) is never read, and a copy of ``public/`` alone can be served.
+
+At startup each collection is reprojected to CRS84 (longitude, latitude) and every feature is
+serialised to GeoJSON once, so that a page of items is a join of ready-made byte strings; an
+STRtree over the CRS84 geometries answers ``bbox`` queries.
 
 Routes talk to the abstract :class:`Provider`, so they can be tested against a fake; the one
 implementation, :class:`BuildProvider`, reads a build directory.
@@ -15,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,20 +29,20 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
+import pyogrio.errors
 import shapely
 
 from geo_usm import store
+from geo_usm.catalog import Catalog, Column, OutputLayer
 from geo_usm.errors import BuildError, NotFoundError
 
 #: CRS of every geometry served (WGS 84 longitude, latitude).
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 
-#: Names of the layers that may be served; anything else in the GeoPackage stays private.
-PUBLIC_LAYERS = re.compile(r"hex|hex_r(?P<res>\d+)|units")
-
 #: Decimal places kept in served coordinates (1e-7 degree is about 1 cm).
 COORDINATE_DECIMALS = 7
+
+_REBUILD = "rebuild it with 'usm build'"
 
 BBox = tuple[float, float, float, float]
 
@@ -52,17 +56,15 @@ class BuildInfo:
     Attributes
     ----------
     path
-        Resolved build directory.
+        Resolved directory of the build's public part (``BUILD/public`` or a copy of it).
     build_id
-        Build identifier (the directory name when the manifest has none).
+        Build identifier (the build directory's name when the manifest has none).
     city
         City name.
     finished
         When the build finished (ISO 8601), if known.
     attribution
         Attribution statements of the inputs.
-    working_crs
-        The build's metric working CRS, if known.
 
     """
 
@@ -71,17 +73,16 @@ class BuildInfo:
     city: str
     finished: str | None
     attribution: tuple[str, ...]
-    working_crs: str | None
 
 
 @dataclass(frozen=True)
 class CollectionInfo:
-    """Metadata of one feature collection.
+    """Metadata of one feature collection, from the build's output catalogue.
 
     Attributes
     ----------
     id
-        Collection id (the layer name).
+        Collection id (the catalogue's layer name).
     title, description
         Human-readable title and description.
     bbox
@@ -90,8 +91,9 @@ class CollectionInfo:
         Number of features.
     id_column
         Attribute holding the feature id.
-    properties
-        Names of the attributes served as feature properties.
+    columns
+        The attributes served as feature properties, in served order, as the catalogue
+        declares them (type, unit, description, extensive, sources, null reason).
 
     """
 
@@ -101,7 +103,12 @@ class CollectionInfo:
     bbox: BBox
     count: int
     id_column: str
-    properties: tuple[str, ...]
+    columns: tuple[Column, ...]
+
+    @property
+    def properties(self) -> tuple[str, ...]:
+        """Names of the attributes served as feature properties, in order."""
+        return tuple(c.name for c in self.columns)
 
 
 @dataclass(frozen=True)
@@ -131,7 +138,7 @@ class Provider(ABC):
 
     @abstractmethod
     def collections(self) -> list[CollectionInfo]:
-        """List the public collections (used by ``/collections``)."""
+        """List the collections, in the order they are listed (used by ``/collections``)."""
 
     @abstractmethod
     def collection(self, collection_id: str) -> CollectionInfo:
@@ -190,33 +197,40 @@ class _Layer:
 
 
 class BuildProvider(Provider):
-    """Serve the public layers of a geo-usm build, read once into memory.
+    """Serve the collections of a geo-usm build, read once into memory.
 
     Parameters
     ----------
     build_dir
-        The build directory or a link to it; a link is resolved now, so a build published
-        later at the same path is picked up only by a restart.
+        The build directory, a link to it, or a copy of its ``public/`` part alone; a link is
+        resolved now, so a build published later at the same path is picked up only by a
+        restart.
 
     Raises
     ------
     geo_usm.errors.NotFoundError
-        If ``build_dir`` is not a geo-usm build.
+        If ``build_dir`` is not a geo-usm build (or was made by a geo-usm without the
+        public/private layout).
     geo_usm.errors.BuildError
-        If the build has no public layer, a layer lacks a CRS or its id column, or ids repeat.
+        If the manifest has no valid output catalogue, the catalogue declares no collection, or
+        a collection cannot be read, lacks a CRS or its id column, differs from its declared
+        columns, or repeats ids.
 
     """
 
     def __init__(self, build_dir: str | Path):
-        path = Path(build_dir).resolve()
-        manifest = store.load_manifest(path)
-        self._info = _build_info(path, manifest)
-        names = [str(name) for name, _ in pyogrio.list_layers(path / store.GPKG)]
-        public = sorted((n for n in names if PUBLIC_LAYERS.fullmatch(n)), key=_layer_order)
-        if not public:
-            msg = "the build has no public layer (hex, hex_r<N> or units)"
-            raise BuildError(msg, path=path / store.GPKG)
-        self._layers = {name: self._load(name) for name in public}
+        public = store.public_dir(build_dir)
+        manifest = _load_manifest(public)
+        self._info = _build_info(public, manifest)
+        declared = _load_catalog(public, manifest).collections()
+        if not declared:
+            msg = "the build's catalogue declares no public layer with geometry"
+            raise BuildError(msg, path=public / store.MANIFEST, hint=_REBUILD)
+        names = [layer.name for layer in declared]
+        if len(set(names)) != len(names):
+            msg = f"the build's catalogue declares a collection twice: {names}"
+            raise BuildError(msg, path=public / store.MANIFEST, hint=_REBUILD)
+        self._layers = {layer.name: self._load(layer) for layer in declared}
 
     @property
     def info(self) -> BuildInfo:
@@ -224,7 +238,7 @@ class BuildProvider(Provider):
         return self._info
 
     def collections(self) -> list[CollectionInfo]:
-        """List the public collections: ``hex``, then ``hex_r<N>`` by resolution, ``units``."""
+        """List the collections in catalogue order."""
         return [layer.info for layer in self._layers.values()]
 
     def collection(self, collection_id: str) -> CollectionInfo:
@@ -259,31 +273,26 @@ class BuildProvider(Provider):
             raise NotFoundError(msg)
         return layer
 
-    def _load(self, name: str) -> _Layer:
-        gpkg = self._info.path / store.GPKG
-        frame = store.read_layer(self._info.path, name)
-        problem = None
-        id_column = "unit_id" if name == "units" else "h3"
-        if not isinstance(frame, gpd.GeoDataFrame):
-            problem = f"layer '{name}' has no geometry"
-        elif frame.crs is None:
-            problem = f"layer '{name}' has no CRS"
-        elif id_column not in frame.columns:
-            problem = f"layer '{name}' has no '{id_column}' column"
-        elif frame[id_column].isna().any():
-            problem = f"layer '{name}' has empty '{id_column}' values"
-        if problem:
-            raise BuildError(problem, path=gpkg, hint="rebuild it with 'usm build'")
+    def _load(self, declared: OutputLayer) -> _Layer:
+        name, id_column = declared.name, declared.id_column
+        where = self._info.path / Path(declared.file).name
+        try:
+            frame = store.read_layer(self._info.path, declared)
+        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError) as exc:
+            msg = f"cannot read layer '{name}': {exc}"
+            raise BuildError(msg, path=where, hint=_REBUILD) from None
+        problem = _problem(declared, frame)
+        if problem or not isinstance(frame, gpd.GeoDataFrame) or id_column is None:
+            raise BuildError(problem or "unreadable layer", path=where, hint=_REBUILD)
         ids = frame[id_column].astype(str)
         if ids.duplicated().any():
             dup = ", ".join(sorted(set(ids[ids.duplicated()]))[:5])
             msg = f"layer '{name}' repeats '{id_column}' values: {dup}"
-            raise BuildError(msg, path=gpkg, hint="rebuild it with 'usm build'")
+            raise BuildError(msg, path=where, hint=_REBUILD)
 
         geoms = np.asarray(frame.to_crs("OGC:CRS84").geometry.values, dtype=object)
         geoms = shapely.transform(geoms, lambda xy: np.round(xy, COORDINATE_DECIMALS))
-        attributes = pd.DataFrame(frame.drop(columns=frame.geometry.name))
-        features = _serialise(ids.tolist(), geoms, attributes)
+        features = _serialise(ids.tolist(), geoms, frame, declared.columns)
         bbox = WORLD  # an empty layer has no extent of its own
         if len(geoms) and not shapely.is_missing(geoms).all():
             minx, miny, maxx, maxy = (float(v) for v in shapely.total_bounds(geoms))
@@ -291,12 +300,12 @@ class BuildProvider(Provider):
                 bbox = (minx, miny, maxx, maxy)
         info = CollectionInfo(
             id=name,
-            title=_title(name, frame),
-            description=_description(name, frame, self._info),
+            title=declared.title,
+            description=declared.description,
             bbox=bbox,
             count=len(frame),
             id_column=id_column,
-            properties=tuple(str(c) for c in attributes.columns),
+            columns=declared.columns,
         )
         return _Layer(
             info,
@@ -306,67 +315,59 @@ class BuildProvider(Provider):
         )
 
 
-def _layer_order(name: str) -> tuple[int, int]:
-    match = PUBLIC_LAYERS.fullmatch(name)
-    assert match is not None
-    if name == "hex":
-        return (0, 0)
-    if name == "units":
-        return (2, 0)
-    return (1, -int(match["res"]))  # finer grids first
-
-
-def _resolution(name: str, frame: pd.DataFrame) -> int | None:
-    match = PUBLIC_LAYERS.fullmatch(name)
-    if match and match["res"]:
-        return int(match["res"])
-    if "resolution" in frame.columns and len(frame):
-        values = pd.unique(frame["resolution"].dropna())
-        if len(values) == 1:
-            return int(values[0])
+def _problem(declared: OutputLayer, frame: pd.DataFrame) -> str | None:
+    """Return why a layer read from the build cannot be served as declared, if it cannot."""
+    name, id_column = declared.name, declared.id_column
+    if not isinstance(frame, gpd.GeoDataFrame):
+        return f"layer '{name}' has no geometry"
+    if frame.crs is None:
+        return f"layer '{name}' has no CRS"
+    if id_column is None:
+        return f"layer '{name}' has no id column in the catalogue"
+    stored = [str(c) for c in frame.columns if c != frame.geometry.name]
+    if stored != declared.column_names:
+        return (
+            f"layer '{name}' does not match the catalogue: columns {stored}, "
+            f"declared {declared.column_names}"
+        )
+    if frame[id_column].isna().any():
+        return f"layer '{name}' has empty '{id_column}' values"
     return None
 
 
-def _title(name: str, frame: pd.DataFrame) -> str:
-    if name == "units":
-        return "Administrative units"
-    res = _resolution(name, frame)
-    return f"H3 hexagons, resolution {res}" if res is not None else "H3 hexagons"
+def _load_manifest(public: Path) -> dict[str, Any]:
+    try:
+        return store.load_manifest(public)
+    except (OSError, ValueError) as exc:  # unreadable, or not JSON
+        msg = f"cannot read the manifest: {exc}"
+        raise BuildError(msg, path=public / store.MANIFEST, hint=_REBUILD) from None
 
 
-def _description(name: str, frame: pd.DataFrame, info: BuildInfo) -> str:
-    counts = [
-        str(c) for c in frame.columns if str(c).endswith("_count") or str(c).startswith("count_")
-    ]
-    listed = ", ".join(counts) if counts else "none"
-    if name == "units":
-        head = f"Counts per lowest administrative unit of {info.city}."
-    else:
-        res = _resolution(name, frame)
-        grid = f"H3 cell at resolution {res}" if res is not None else "H3 cell"
-        head = (
-            f"Counts per {grid} covering the study area of {info.city}; area_share is the "
-            "share of the cell inside the study area."
-        )
-    return f"{head} Count attributes: {listed}. Build {info.build_id}."
+def _load_catalog(public: Path, manifest: dict[str, Any]) -> Catalog:
+    if not isinstance(manifest, dict) or "catalog" not in manifest:
+        msg = "the manifest has no output catalogue (a build made by an older geo-usm)"
+        raise BuildError(msg, path=public / store.MANIFEST, hint=_REBUILD)
+    try:
+        return store.load_catalog(manifest)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        msg = f"the manifest's output catalogue is invalid: {exc}"
+        raise BuildError(msg, path=public / store.MANIFEST, hint=_REBUILD) from None
 
 
-def _build_info(path: Path, manifest: dict[str, Any]) -> BuildInfo:
+def _build_info(public: Path, manifest: dict[str, Any]) -> BuildInfo:
     city = manifest.get("city")
     city_name = city.get("name") if isinstance(city, dict) else city
     attribution = manifest.get("attribution") or []
     if isinstance(attribution, str):
         attribution = [attribution]
-    crs = manifest.get("crs")
-    working = crs.get("working") if isinstance(crs, dict) else crs
     finished = manifest.get("finished")
+    build = public.parent if public.name == store.PUBLIC else public
     return BuildInfo(
-        path=path,
-        build_id=str(manifest.get("build_id") or path.name),
+        path=public,
+        build_id=str(manifest.get("build_id") or build.name),
         city=str(city_name or "the city"),
         finished=str(finished) if finished else None,
         attribution=tuple(str(a) for a in attribution if a),
-        working_crs=str(working) if working else None,
     )
 
 
@@ -389,14 +390,27 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _serialise(ids: Sequence[str], geoms: np.ndarray, attributes: pd.DataFrame) -> list[bytes]:
-    """Serialise every feature to a compact GeoJSON ``Feature`` (UTF-8 bytes)."""
+def _values(series: pd.Series, column: Column) -> list[Any]:
+    """Return a column's JSON-ready values; integral floats of an integer column become ints."""
+    values = [_plain(v) for v in series.tolist()]
+    if column.type == "integer":  # a NULL makes the reader return floats
+        values = [int(v) if isinstance(v, float) and v.is_integer() else v for v in values]
+    return values
+
+
+def _serialise(
+    ids: Sequence[str], geoms: np.ndarray, frame: pd.DataFrame, columns: Sequence[Column]
+) -> list[bytes]:
+    """Serialise every feature to a compact GeoJSON ``Feature`` (UTF-8 bytes).
+
+    The properties are ``columns``, in order, taken from ``frame``.
+    """
     geometry_json = shapely.to_geojson(geoms)
-    columns = [str(c) for c in attributes.columns]
-    values = [[_plain(v) for v in attributes[c].tolist()] for c in attributes.columns]
+    names = [c.name for c in columns]
+    values = [_values(frame[c.name], c) for c in columns]
     features = []
     for i, fid in enumerate(ids):
-        properties = {name: column[i] for name, column in zip(columns, values, strict=True)}
+        properties = {name: column[i] for name, column in zip(names, values, strict=True)}
         text = (
             '{"type":"Feature","id":'
             + json.dumps(fid, ensure_ascii=False)

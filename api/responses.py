@@ -10,12 +10,6 @@ JSON = "application/json"
 HTML = "text/html"
 
 
-class GeoJSONResponse(JSONResponse):
-    """A JSON response with media type ``application/geo+json``."""
-
-    media_type = GEOJSON
-
-
 class RawGeoJSONResponse(Response):
     """A response whose body is ready-made GeoJSON bytes."""
 

@@ -22,8 +22,8 @@ class Settings(BaseSettings):
     Attributes
     ----------
     build_dir
-        The build to serve: a directory (or a link to one) holding ``diagnosis.gpkg`` and
-        ``manifest.json``. A link is resolved once, at startup.
+        The build to serve: the directory ``usm build`` published (or a link to it), or a copy
+        of its ``public/`` part alone. A link is resolved once, at startup.
     title
         Title of the landing page; by default derived from the city name in the manifest.
     description

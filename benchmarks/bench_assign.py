@@ -41,7 +41,10 @@ from h3ronpy.vector import coordinates_to_cells
 from pyproj import CRS, Transformer
 
 import geo_usm
-from geo_usm.units import SpatialFrame, cell_positions, count_by, point_cells
+from geo_usm import grids
+from geo_usm.assign import cell_positions, count_by
+from geo_usm.geo import point_cells
+from geo_usm.units import SpatialFrame
 
 BNG = CRS.from_epsg(27700)
 WGS84 = CRS.from_epsg(4326)
@@ -445,7 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     # ---------------- setup (one-off) ----------------
     study = None if args.study_area == "units" else data.box
     t_frame, frame = timed(lambda: SpatialFrame(data.units, study, [RES], BNG))
-    t_cover, cover_gdf = timed(lambda: frame.hex_cover(RES))
+    t_cover, cover_gdf = timed(
+        lambda: grids.hex_cover(frame.study_area, frame.study_wgs, RES, frame.crs)
+    )
     cover = np.sort(cover_gdf["cell"].to_numpy().astype(np.uint64))
     n_units = len(frame.units)
     assert (frame.units["unit_id"].to_numpy() == data.units["unit_id"].to_numpy()).all()

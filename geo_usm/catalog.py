@@ -127,6 +127,9 @@ class OutputLayer(Strict):
             if self.access != "public" or private:
                 msg = f"public layer '{self.name}' holds non-public data: {private or 'layer'}"
                 raise ValueError(msg)
+            if self.geometry and self.id_column is None:
+                msg = f"public layer '{self.name}' has geometry but no id column"
+                raise ValueError(msg)
         return self
 
     @property

@@ -164,7 +164,9 @@ def build(ctx: click.Context, city_file: Path, out_dir: Path, threads: int | Non
         hexes = ", ".join(f"res {r}: {n:,}" for r, n in result.n_hex.items())
         out.print(f"hexes: {hexes}")
         stages = ", ".join(
-            f"{name} {sec:.2f}" for name, sec in result.stages.items() if not name.startswith("layer ")
+            f"{name} {sec:.2f}"
+            for name, sec in result.stages.items()
+            if not name.startswith("layer ")
         )
         out.print(f"seconds per stage: {stages}", highlight=False)
         out.print(
@@ -182,7 +184,7 @@ def build(ctx: click.Context, city_file: Path, out_dir: Path, threads: int | Non
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
 @click.pass_context
 def serve(ctx: click.Context, build_dir: Path, host: str, port: int) -> None:
-    """Serve BUILD_DIR as an OGC API - Features service."""
+    """Serve BUILD_DIR (a build, or a copy of its public/ part) as OGC API - Features."""
 
     def body() -> None:
         import uvicorn

@@ -1,7 +1,9 @@
 """OGC API - Features Part 1: landing page, conformance, collections and items.
 
 Each route parses its query (:mod:`api.dependencies`), calls the provider and serialises; the
-items pages are joined from the provider's pre-serialised GeoJSON features.
+items pages are joined from the provider's pre-serialised GeoJSON features. Routes are plain
+functions: FastAPI runs them in its thread pool, so serialising a large page never blocks the
+event loop.
 """
 
 from __future__ import annotations
@@ -57,10 +59,10 @@ SERVER_ERROR = {
 }
 
 CollectionId = Annotated[
-    str, Path(alias="collectionId", description="Id of a collection: hex, hex_r<N> or units.")
+    str, Path(alias="collectionId", description="Id of a collection, as listed at /collections.")
 ]
 FeatureId = Annotated[
-    str, Path(alias="featureId", description="Id of a feature: an H3 cell id or a unit id.")
+    str, Path(alias="featureId", description="Id of a feature: the value of its id attribute.")
 ]
 ProviderDep = Annotated[Provider, Depends(get_provider)]
 
@@ -163,7 +165,7 @@ def _attribution(provider: Provider) -> str | None:
     dependencies=[Depends(query_checker())],
     openapi_extra=_format_only(),
 )
-async def landing_page(request: Request, provider: ProviderDep) -> JSONResponse:
+def landing_page(request: Request, provider: ProviderDep) -> JSONResponse:
     """Return the landing page."""
     base = base_url(request)
     info = provider.info
@@ -196,7 +198,7 @@ async def landing_page(request: Request, provider: ProviderDep) -> JSONResponse:
     dependencies=[Depends(query_checker())],
     openapi_extra=_format_only(),
 )
-async def conformance() -> JSONResponse:
+def conformance() -> JSONResponse:
     """Return the conformance declaration."""
     return JSONResponse({"conformsTo": CONFORMANCE})
 
@@ -204,7 +206,7 @@ async def conformance() -> JSONResponse:
 @router.get(
     "/collections",
     summary="Feature collections",
-    description="The public collections: hexagon grids (hex, hex_r<N>) and admin units.",
+    description="The public layers of the build with geometry, in the order of its catalogue.",
     operation_id="getCollections",
     tags=["Capabilities"],
     response_model=None,
@@ -212,7 +214,7 @@ async def conformance() -> JSONResponse:
     dependencies=[Depends(query_checker())],
     openapi_extra=_format_only(),
 )
-async def collections(request: Request, provider: ProviderDep) -> JSONResponse:
+def collections(request: Request, provider: ProviderDep) -> JSONResponse:
     """Return the list of collections."""
     attribution = _attribution(provider)
     return JSONResponse(
@@ -236,7 +238,7 @@ async def collections(request: Request, provider: ProviderDep) -> JSONResponse:
     dependencies=[Depends(query_checker())],
     openapi_extra=_format_only(),
 )
-async def collection(
+def collection(
     request: Request, collection_id: CollectionId, provider: ProviderDep
 ) -> JSONResponse:
     """Return one collection's metadata."""
@@ -275,7 +277,7 @@ def _timestamp() -> str:
     responses=_responses(FeatureCollectionGeoJSON, "The features.", not_found=True),
     openapi_extra={"parameters": [*ITEMS_PARAMETERS, format_parameter(GEOJSON_FORMATS)]},
 )
-async def items(
+def items(
     request: Request,
     collection_id: CollectionId,
     query: Annotated[ItemsQuery, Depends(items_query)],
@@ -329,7 +331,7 @@ async def items(
     dependencies=[Depends(query_checker(formats=GEOJSON_FORMATS))],
     openapi_extra=_format_only(formats=GEOJSON_FORMATS),
 )
-async def item(
+def item(
     request: Request, collection_id: CollectionId, feature_id: FeatureId, provider: ProviderDep
 ) -> RawGeoJSONResponse:
     """Return one feature."""

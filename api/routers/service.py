@@ -15,13 +15,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api.dependencies import base_url, format_parameter, get_provider, query_checker
 from api.models import Health
+from api.openapi import HTTP_METHODS
 from api.provider import Provider
 from api.responses import HTML, OPENAPI_JSON, OpenAPIResponse
 from api.routers.features import BAD_REQUEST, SERVER_ERROR
 
 router = APIRouter()
 
-_METHODS = ("get", "put", "post", "delete", "patch")
 
 _DEFINITION_RESPONSES: dict[int | str, Any] = {
     200: {
@@ -50,7 +50,7 @@ def _documentation(request: Request) -> HTMLResponse:
     esc = html.escape
     rows = []
     for path, path_item in document.get("paths", {}).items():
-        for method in _METHODS:
+        for method in HTTP_METHODS:
             operation = path_item.get(method)
             if not operation:
                 continue
@@ -99,7 +99,7 @@ padding:.3em .6em;text-align:left;vertical-align:top}}table{{border-collapse:col
     dependencies=[Depends(query_checker(formats=("json", "html")))],
     openapi_extra={"parameters": [format_parameter(("json", "html"))]},
 )
-async def api_definition(request: Request) -> Response:
+def api_definition(request: Request) -> Response:
     """Return the OpenAPI 3.0 document."""
     if request.query_params.get("f") == "html":
         return _documentation(request)
@@ -118,7 +118,7 @@ async def api_definition(request: Request) -> Response:
     dependencies=[Depends(query_checker(formats=("html", "json")))],
     openapi_extra={"parameters": [format_parameter(("html", "json"))]},
 )
-async def api_documentation(request: Request) -> Response:
+def api_documentation(request: Request) -> Response:
     """Return a plain HTML page listing the operations of the API."""
     if request.query_params.get("f") == "json":
         return _definition(request)
@@ -140,7 +140,7 @@ async def api_documentation(request: Request) -> Response:
     dependencies=[Depends(query_checker())],
     openapi_extra={"parameters": [format_parameter()]},
 )
-async def health(provider: Annotated[Provider, Depends(get_provider)]) -> JSONResponse:
+def health(provider: Annotated[Provider, Depends(get_provider)]) -> JSONResponse:
     """Return the service health."""
     info = provider.info
     return JSONResponse(

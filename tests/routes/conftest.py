@@ -13,9 +13,12 @@ from fastapi import FastAPI
 from starlette.exceptions import StarletteDeprecationWarning
 
 from api.main import create_app
-from api.provider import PUBLIC_LAYERS
 from api.settings import Settings
-from tests.fixtures.synthetic_build import build_dir, synthetic_build  # noqa: F401
+from tests.fixtures.synthetic_build import (
+    COLLECTIONS,
+    build_dir,  # noqa: F401
+    synthetic_build,  # noqa: F401
+)
 
 with warnings.catch_warnings():
     # Starlette 1.x prefers httpx2 for its TestClient; the test extra installs httpx, which
@@ -39,20 +42,10 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 @pytest.fixture(scope="session")
 def gpkg(build_dir: Path) -> Path:  # noqa: F811
-    return build_dir / "diagnosis.gpkg"
+    return build_dir / "public" / "diagnosis.gpkg"
 
 
 @pytest.fixture(scope="session")
-def layer_names(gpkg: Path) -> list[str]:
-    return [str(name) for name, _ in pyogrio.list_layers(gpkg)]
-
-
-@pytest.fixture(scope="session")
-def public_layers(layer_names: list[str]) -> list[str]:
-    return [n for n in layer_names if PUBLIC_LAYERS.fullmatch(n)]
-
-
-@pytest.fixture(scope="session")
-def expected(gpkg: Path, public_layers: list[str]) -> dict[str, gpd.GeoDataFrame]:
-    """The public layers as stored, reprojected to CRS84, keyed by collection id."""
-    return {n: pyogrio.read_dataframe(gpkg, layer=n).to_crs("OGC:CRS84") for n in public_layers}
+def expected(gpkg: Path) -> dict[str, gpd.GeoDataFrame]:
+    """The collections as stored, reprojected to CRS84, keyed by collection id, in order."""
+    return {n: pyogrio.read_dataframe(gpkg, layer=n).to_crs("OGC:CRS84") for n in COLLECTIONS}

@@ -11,6 +11,7 @@ from api.errors import InvalidParameterError, status_for
 from api.main import create_app
 from api.provider import BBox, BuildInfo, CollectionInfo, ItemsPage, Provider
 from api.settings import Settings
+from geo_usm.catalog import Column
 from geo_usm.errors import BuildError, GeoUsmError, InputError, NotFoundError
 
 
@@ -22,13 +23,14 @@ class FakeProvider(Provider):
 
     @property
     def info(self) -> BuildInfo:
-        return BuildInfo(Path("/secret/builds/x"), "b1", "Testville", None, (), None)
+        return BuildInfo(Path("/secret/builds/x"), "b1", "Testville", None, ())
 
     def collections(self) -> list[CollectionInfo]:
         return [self.collection("hex")]
 
     def collection(self, collection_id: str) -> CollectionInfo:
-        return CollectionInfo("hex", "Hexes", "Test hexes", (0.0, 0.0, 1.0, 1.0), 1, "h3", ("h3",))
+        h3 = Column(name="h3", type="string", description="H3 cell index.")
+        return CollectionInfo("hex", "Hexes", "Test hexes", (0.0, 0.0, 1.0, 1.0), 1, "h3", (h3,))
 
     def items(
         self, collection_id: str, *, bbox: BBox | None = None, offset: int = 0, limit: int = 10

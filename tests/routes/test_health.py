@@ -13,7 +13,7 @@ def test_health(client: TestClient, build_dir: Path, expected: dict[str, gpd.Geo
     response = client.get("/healthz")
     assert response.status_code == 200
     doc = response.json()
-    manifest = json.loads((build_dir / "manifest.json").read_text())
+    manifest = json.loads((build_dir / "public" / "manifest.json").read_text())
     assert doc["status"] == "ok"
     assert doc["build_id"] == manifest["build_id"]
     assert doc["collections"] == {cid: len(frame) for cid, frame in expected.items()}

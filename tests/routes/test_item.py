@@ -7,9 +7,7 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 
-
-def _id_column(cid: str) -> str:
-    return "unit_id" if cid == "units" else "h3"
+from tests.fixtures.synthetic_build import ID_COLUMNS
 
 
 def test_every_feature_is_reachable(
@@ -18,14 +16,14 @@ def test_every_feature_is_reachable(
     for cid, frame in expected.items():
         for position in sorted({0, len(frame) // 2, len(frame) - 1}):
             row = frame.iloc[position]
-            fid = str(row[_id_column(cid)])
+            fid = str(row[ID_COLUMNS[cid]])
             response = client.get(f"/collections/{cid}/items/{fid}")
             assert response.status_code == 200
             assert response.headers["content-type"] == "application/geo+json"
             doc = response.json()
             assert doc["type"] == "Feature"
             assert doc["id"] == fid
-            assert doc["properties"][_id_column(cid)] == fid
+            assert doc["properties"][ID_COLUMNS[cid]] == fid
             served = shapely.geometry.shape(doc["geometry"])
             assert shapely.equals_exact(served, row.geometry, tolerance=1e-6)
             links = {link["rel"]: link for link in doc["links"]}

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import Settings
+from tests.fixtures.synthetic_build import ID_COLUMNS
 
 GEOJSON = "application/geo+json"
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
@@ -39,10 +40,6 @@ def _walk(client: TestClient, url: str, *, max_pages: int = 1000) -> tuple[list[
         assert pages <= max_pages
         url = _links(doc).get("next", "")
     return features, pages
-
-
-def _id_column(cid: str) -> str:
-    return "unit_id" if cid == "units" else "h3"
 
 
 def test_first_page(client: TestClient, expected: dict[str, gpd.GeoDataFrame]) -> None:
@@ -70,7 +67,7 @@ def test_next_links_page_through_everything_once(
     for cid, frame in expected.items():
         features, pages = _walk(client, f"/collections/{cid}/items?limit={limit}")
         ids = [f["id"] for f in features]
-        assert ids == frame[_id_column(cid)].astype(str).tolist()
+        assert ids == frame[ID_COLUMNS[cid]].astype(str).tolist()
         assert pages == max(1, math.ceil(len(frame) / limit))
 
 
@@ -91,7 +88,7 @@ def test_features_match_the_build(
                 assert got[column].tolist() == want.tolist(), column
         for feature, geometry in zip(doc["features"], frame.geometry.values, strict=True):
             assert feature["type"] == "Feature"
-            assert feature["id"] == feature["properties"][_id_column(cid)]
+            assert feature["id"] == feature["properties"][ID_COLUMNS[cid]]
             served = shapely.geometry.shape(feature["geometry"])
             assert served.geom_type == geometry.geom_type
             assert shapely.equals_exact(served, geometry, tolerance=1e-6)  # CRS84, lon/lat
@@ -237,7 +234,7 @@ def test_bbox_selects_intersecting_features(
             text = ",".join(repr(float(v)) for v in box)
             want = frame.loc[
                 frame.intersects(shapely.box(*box) if box[0] < box[2] else shapely.Point(box[:2])),
-                _id_column(cid),
+                ID_COLUMNS[cid],
             ]
             features, _ = _walk(client, f"/collections/{cid}/items?limit=7&bbox={text}")
             assert [f["id"] for f in features] == want.tolist(), (cid, box)

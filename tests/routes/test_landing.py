@@ -43,7 +43,7 @@ def test_landing_links_resolve_with_their_media_type(client: TestClient) -> None
 
 def test_landing_page_names_the_build(client: TestClient, build_dir: Path) -> None:
     doc = client.get("/").json()
-    manifest = json.loads((build_dir / "manifest.json").read_text())
+    manifest = json.loads((build_dir / "public" / "manifest.json").read_text())
     assert manifest["city"]["name"] in doc["title"]
     assert doc["build"]["id"] == manifest["build_id"]
     for statement in manifest.get("attribution", []):

@@ -212,7 +212,6 @@ def test_feet_crs_is_refused(toy, tmp_path):
 
 
 def test_layer_with_no_accepted_row_is_a_problem(toy, tmp_path):
-    d, _ = toy
     text = CITY.replace(
         "[layers.crimes.columns]",
         '[layers.crimes.format]\nmonth_format = "%m/%Y"\n[layers.crimes.columns]',
@@ -228,7 +227,6 @@ def test_layer_with_no_accepted_row_is_a_problem(toy, tmp_path):
 
 
 def test_most_rows_rejected_for_one_reason_is_a_problem(toy, tmp_path):
-    d, _ = toy
     city = _toy_city(toy, tmp_path, CITY)
     rows = (tmp_path / "crimes.csv").read_text().splitlines()
     rows[1:4] = [r.replace("2024-0", "bad-") for r in rows[1:4]]  # 3 of 4 rows

@@ -7,7 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyproj import CRS
 
-from geo_usm.units import PolygonIndex, SpatialFrame, cells_to_parent, point_cells
+from geo_usm import grids
+from geo_usm.assign import PolygonIndex, assign_points
+from geo_usm.geo import cells_to_parent, point_cells
+from geo_usm.units import SpatialFrame
 
 BNG = CRS.from_epsg(27700)
 
@@ -68,7 +71,7 @@ def test_cover_includes_boundary_cells_of_narrow_area():
     strip = shapely.box(529000, 182000, 532000, 182060)
     units = gpd.GeoDataFrame({"unit_id": ["S"]}, geometry=[strip], crs=BNG)
     frame = SpatialFrame(units, None, [9], BNG)
-    cover = frame.hex_cover(9)
+    cover = grids.hex_cover(frame.study_area, frame.study_wgs, 9, frame.crs)
     centre = h3.h3shape_to_cells(h3.geo_to_h3shape(shapely.geometry.mapping(frame.study_wgs)), 9)
     assert len(cover) > len(centre)
     assert set(centre) <= set(cover["h3"])
@@ -94,8 +97,8 @@ def test_crosswalk_shares_and_conservation():
     units = grid_units()
     frame = SpatialFrame(units, None, [9, 8], BNG)
     for res in (9, 8):
-        cover = frame.hex_cover(res)
-        cw = frame.crosswalk(cover)
+        cover = grids.hex_cover(frame.study_area, frame.study_wgs, res, frame.crs)
+        cw = grids.crosswalk(cover, frame.units)
         np.testing.assert_allclose(cw.groupby("unit_id")["unit_share"].sum(), 1.0, rtol=1e-9)
         by_hex = cw.groupby("h3")["hex_share"].sum()
         share = cover.set_index("h3")["area_share"]
@@ -116,7 +119,8 @@ def test_assign_threads_do_not_change_results():
     rng = np.random.default_rng(11)
     lon = rng.uniform(-0.13, -0.08, 250_000)
     lat = rng.uniform(51.50, 51.54, 250_000)
-    a1 = frame.assign(lon, lat, threads=1)
-    a2 = frame.assign(lon, lat, threads=2)
+    kwargs = {"unit_index": frame.unit_index, "study_index": None, "resolutions": [9, 8]}
+    a1 = assign_points(lon, lat, threads=1, **kwargs)
+    a2 = assign_points(lon, lat, threads=2, **kwargs)
     np.testing.assert_array_equal(a1.unit, a2.unit)
     np.testing.assert_array_equal(a1.cells[8], a2.cells[8])

@@ -1,0 +1,175 @@
+"""Benchmark: whole builds of real cities, time per stage, against the targets.
+
+Run with ``make bench`` or ``.venv/bin/python benchmarks/bench_build.py --help``.
+
+Cities (real open data, see each SOURCES.md / sample_data/README.md):
+
+- ``camden``: the Camden sample (133 LSOAs, 7 layers, H3 9 and 8);
+- ``camden_detailed``: the same with the borough outline and every LSOA densified to 1 m
+  vertices (the effect of detailed boundaries: a build's grids must not slow down with them);
+- ``trafford``: the Trafford sample;
+- ``greater_manchester``: all of Greater Manchester, 1,673 LSOAs, 125k crimes in two files, H3
+  10, 9 and 8, read from ``../shared/data`` beside the checkout (skipped when absent).
+
+Side by side in the same run, the grids stage (H3 cover with area shares and the hex-unit
+crosswalk) is compared with the plain geopandas way of computing the same table,
+``geopandas.overlay(hexes, units)``, and the ratio is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pyogrio
+import shapely
+
+import geo_usm
+from geo_usm import grids
+from geo_usm.cityfile import load_city
+from geo_usm.pipeline import build
+from geo_usm.units import prepare
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SAMPLES = ROOT / "sample_data"
+GM = HERE / "cities" / "greater_manchester" / "city.toml"
+#: Targets (seconds) of whole builds on the 2-core reference machine (issue 5).
+TARGETS = {"camden": 3.0, "camden_detailed": 3.0, "trafford": 3.0, "greater_manchester": 10.0}
+DEFAULT_JSON = HERE / "results" / "build.json"
+
+
+def camden_detailed(workdir: Path) -> Path:
+    """Write a copy of the Camden city whose outline and LSOAs have 1 m vertices."""
+    src = SAMPLES / "camden"
+    dst = workdir / "camden_detailed"
+    shutil.copytree(src, dst)
+    path = dst / "data" / "camden_boundaries.gpkg"
+    for layer in [str(n) for n, _ in pyogrio.list_layers(path)]:
+        gdf = pyogrio.read_dataframe(path, layer=layer)
+        metric = gdf.to_crs(27700)
+        metric["geometry"] = shapely.segmentize(metric.geometry.values, 1.0)
+        pyogrio.write_dataframe(metric.to_crs(gdf.crs), path, layer=layer, driver="GPKG")
+    return dst / "city.toml"
+
+
+def grids_peer(city_file: Path, threads: int | None) -> dict[str, float]:
+    """Time geo-usm's cover + crosswalk and geopandas.overlay on the primary resolution."""
+    city = load_city(city_file)
+    frame, _, _ = prepare(city, threads=threads)
+    res = frame.resolutions[0]
+    t = time.perf_counter()
+    cover = grids.hex_cover(frame.study_area, frame.study_wgs, res, frame.crs, threads=threads)
+    ours_cw = grids.crosswalk(cover, frame.units, threads=threads)
+    ours = time.perf_counter() - t
+    hexes = gpd.GeoDataFrame({"h3": cover["h3"]}, geometry=cover.geometry.values, crs=frame.crs)
+    units = gpd.GeoDataFrame(
+        {"unit_id": frame.units["unit_id"]}, geometry=frame.units.geometry.values, crs=frame.crs
+    )
+    t = time.perf_counter()
+    peer_cw = gpd.overlay(hexes, units, how="intersection", keep_geom_type=True)
+    peer_area = peer_cw.geometry.area.to_numpy()
+    peer = time.perf_counter() - t
+    agree = abs(float(ours_cw["area_m2"].sum()) - float(peer_area.sum())) / float(peer_area.sum())
+    return {
+        "resolution": res,
+        "hexes": len(cover),
+        "pairs": len(ours_cw),
+        "geo_usm_s": ours,
+        "geopandas_overlay_s": peer,
+        "ratio": peer / ours,
+        "area_rel_diff": agree,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--cities",
+        default="camden,camden_detailed,trafford,greater_manchester",
+        help="comma-separated cities to build",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="builds per city (median kept)")
+    parser.add_argument("--threads", type=int, default=None, help="worker threads")
+    parser.add_argument("--no-peer", action="store_true", help="skip the geopandas comparison")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="results file")
+    args = parser.parse_args(argv)
+
+    results: dict[str, dict[str, object]] = {}
+    print(f"geo-usm {geo_usm.__version__}: whole builds, median of {args.repeat}")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        files = {
+            "camden": SAMPLES / "camden" / "city.toml",
+            "camden_detailed": camden_detailed(work),
+            "trafford": SAMPLES / "trafford" / "city.toml",
+            "greater_manchester": GM,
+        }
+        for name in args.cities.split(","):
+            city_file = files[name]
+            if name == "greater_manchester" and not (ROOT.parent / "shared" / "data").is_dir():
+                print(f"\n{name}: skipped (../shared/data is not beside the checkout)")
+                continue
+            runs = []
+            for i in range(args.repeat):
+                r = build(city_file, work / f"{name}-{i}" / "out", threads=args.threads)
+                runs.append(r)
+            best = sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+            stages: dict[str, float] = {}
+            for r in runs:
+                for k, v in r.stages.items():
+                    stages.setdefault(k, []).append(v)  # type: ignore[arg-type]
+            median = {k: statistics.median(v) for k, v in stages.items()}  # type: ignore[arg-type]
+            total = statistics.median(r.seconds for r in runs)
+            target = TARGETS[name]
+            verdict = "PASS" if total <= target else "MISS"
+            hexes = ", ".join(f"r{k}: {v:,}" for k, v in best.n_hex.items())
+            records = sum(rep.accepted for rep in best.layers)
+            print(
+                f"\n{name}: {total:.2f} s (target {target:.0f} s: {verdict}); "
+                f"{best.n_units:,} units, hexes {hexes}, {records:,} accepted records"
+            )
+            for stage, sec in median.items():
+                print(f"  {stage:<44} {sec:7.3f} s")
+            entry: dict[str, object] = {
+                "seconds": total,
+                "target": target,
+                "pass": total <= target,
+                "stages": median,
+                "units": best.n_units,
+                "hexes": best.n_hex,
+                "accepted": records,
+            }
+            if not args.no_peer:
+                peer = grids_peer(city_file, args.threads)
+                print(
+                    f"  grids, res {peer['resolution']} ({peer['hexes']:,} hexes, "
+                    f"{peer['pairs']:,} hex-unit pairs): geo-usm {peer['geo_usm_s']:.3f} s, "
+                    f"geopandas.overlay {peer['geopandas_overlay_s']:.3f} s "
+                    f"-> {peer['ratio']:.1f}x; total area differs by "
+                    f"{peer['area_rel_diff']:.1e}"
+                )
+                entry["grids_vs_geopandas_overlay"] = peer
+            results[name] = entry
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2, default=_plain) + "\n")
+    print(f"\nresults written to {args.json}")
+    return 0
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
