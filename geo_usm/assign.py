@@ -17,7 +17,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import queue
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -27,7 +26,7 @@ import shapely
 from affine import Affine
 from rasterio.features import rasterize
 
-from geo_usm.geo import cells_to_parent, point_cells
+from geo_usm.geo import PreparedPool, cells_to_parent, point_cells
 
 #: Upper bound on the label raster size of a :class:`PolygonIndex` (pixels).
 MAX_PIXELS = 16_000_000
@@ -82,7 +81,13 @@ class PolygonIndex:
         drawable = np.flatnonzero(~shapely.is_empty(self.polygons))
         # The raster only needs boundaries to within a fraction of a pixel (the ambiguous band
         # is a pixel wide on each side), so draw simplified outlines: far fewer vertices.
-        outlines = shapely.simplify(self.polygons[drawable], 0.25 * min(self.dx, self.dy))
+        # Douglas-Peucker without topology repair is much faster; it moves an outline by at
+        # most the tolerance, well inside the one-pixel ambiguous band around every boundary.
+        outlines = shapely.simplify(
+            self.polygons[drawable], 0.25 * min(self.dx, self.dy), preserve_topology=False
+        )
+        collapsed = shapely.is_empty(outlines)  # a polygon smaller than the tolerance
+        outlines[collapsed] = self.polygons[drawable][collapsed]
         labels = rasterize(
             zip(outlines, drawable + 1, strict=True),
             out_shape=shape,
@@ -107,17 +112,7 @@ class PolygonIndex:
         labels[edges] = -1
         self.labels = labels
         self.ambiguous_share = float(edges.mean())
-        # Prepared copies for exact tests, one per concurrent caller: GEOS prepares geometries
-        # lazily and prepared geometries are not safe to share between threads.
-        self._prepared: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
-
-    def _checkout(self) -> np.ndarray:
-        try:
-            return self._prepared.get_nowait()
-        except queue.Empty:
-            copy = shapely.from_wkb(shapely.to_wkb(self.polygons))
-            shapely.prepare(copy)
-            return copy
+        self._prepared = PreparedPool(self.polygons)  # for exact tests, one per thread
 
     def lookup(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """Return the index of the polygon containing each point, or -1.
@@ -134,11 +129,8 @@ class PolygonIndex:
         if len(amb):
             x, y = lon[amb], lat[amb]
             pt, poly = self.tree.query(shapely.points(x, y))  # bounding boxes only
-            polys = self._checkout()
-            try:
+            with self._prepared.checkout() as polys:
                 hit = shapely.intersects_xy(polys[poly], x[pt], y[pt])
-            finally:
-                self._prepared.put(polys)
             pt, poly = pt[hit], poly[hit]
             if len(pt):
                 order = np.lexsort((poly, pt))

@@ -6,6 +6,11 @@ cells.
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import shapely
 from h3ronpy.vector import coordinates_to_cells
@@ -15,6 +20,20 @@ from pyproj import CRS, Transformer
 WGS84 = CRS.from_epsg(4326)
 
 _METRE_NAMES = {"metre", "meter", "metres", "meters", "m"}
+_LOCAL = threading.local()
+
+
+def transformer(src: CRS, dst: CRS) -> Transformer:
+    """Return a pyproj transformer (x/y order), cached per thread (they are not thread-safe).
+
+    Creating a transformer costs tens of milliseconds; a build needs the same few many times.
+    """
+    cache = _LOCAL.__dict__.setdefault("transformers", {})
+    key = (CRS.from_user_input(src).to_wkt(), CRS.from_user_input(dst).to_wkt())
+    if key not in cache:
+        cache[key] = Transformer.from_crs(src, dst, always_xy=True)
+    found: Transformer = cache[key]
+    return found
 
 
 def transform(geoms: np.ndarray, transformer: Transformer) -> np.ndarray:
@@ -31,7 +50,7 @@ def to_crs(geoms: np.ndarray, src: CRS, dst: CRS) -> np.ndarray:
     """Reproject an array of shapely geometries (x/y order)."""
     if CRS.from_user_input(src) == CRS.from_user_input(dst):
         return geoms
-    return transform(geoms, Transformer.from_crs(src, dst, always_xy=True))
+    return transform(geoms, transformer(src, dst))
 
 
 def utm_crs_for(geom_wgs84: shapely.Geometry) -> CRS:
@@ -73,3 +92,28 @@ def cells_to_parent(cells: np.ndarray, res: int, parent_res: int) -> np.ndarray:
 def point_cells(lon: np.ndarray, lat: np.ndarray, res: int) -> np.ndarray:
     """Return the H3 cell (uint64) of each point at resolution ``res``."""
     return np.asarray(coordinates_to_cells(lat, lon, res), dtype=np.uint64)
+
+
+class PreparedPool:
+    """Prepared copies of geometries, one per concurrent user.
+
+    GEOS prepares geometries lazily and a prepared geometry is not safe to share between
+    threads, so each caller checks out its own copy (made on demand, then reused).
+    """
+
+    def __init__(self, geoms: np.ndarray):
+        self.geoms = np.asarray(geoms, dtype=object)
+        self._free: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
+
+    @contextmanager
+    def checkout(self) -> Iterator[np.ndarray]:
+        """Yield a prepared copy of the geometries for this caller's exclusive use."""
+        try:
+            copy = self._free.get_nowait()
+        except queue.Empty:
+            copy = shapely.from_wkb(shapely.to_wkb(self.geoms))
+            shapely.prepare(copy)
+        try:
+            yield copy
+        finally:
+            self._free.put(copy)

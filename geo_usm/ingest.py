@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS
 
 from geo_usm.cityfile import City, LayerConfig
 from geo_usm.errors import InputError
-from geo_usm.geo import WGS84, cells_to_strings, to_crs
+from geo_usm.geo import WGS84, cells_to_strings, to_crs, transformer
 from geo_usm.io import RawTable, file_sha256, read_raster, read_source
 from geo_usm.schema import SEX_VALUES, FieldSpec, LayerKind
 
@@ -419,7 +419,7 @@ def _set_points(
     if src_crs.is_geographic:
         lon, lat = x, y
     else:
-        to_wgs = Transformer.from_crs(src_crs, WGS84, always_xy=True)
+        to_wgs = transformer(src_crs, WGS84)
         lon = np.full(len(x), np.nan)
         lat = np.full(len(x), np.nan)
         lon[ok], lat[ok] = to_wgs.transform(x[ok], y[ok], errcheck=False)
@@ -434,7 +434,7 @@ def _set_points(
     if src_crs == working_crs:
         wx, wy = x, y
     else:
-        to_work = Transformer.from_crs(WGS84, working_crs, always_xy=True)
+        to_work = transformer(WGS84, working_crs)
         wx = np.full(len(x), np.nan)
         wy = np.full(len(x), np.nan)
         wx[ok], wy[ok] = to_work.transform(lon[ok], lat[ok])
@@ -734,7 +734,7 @@ def _ingest_vector(
         cells = {r: c[keep] for r, c in where.cells.items()}
     else:
         hits = np.zeros(len(ok), dtype=bool)
-        hits[ok] = shapely.intersects(frame.study_area, parsed.geometry[ok])
+        hits[ok] = frame.in_study_area(parsed.geometry[ok])
         parsed.reject(ok & ~hits, OUTSIDE_STUDY_AREA)
     accepted, geometry, rejects = parsed.split()
     if unit is not None:
@@ -765,9 +765,7 @@ def _ingest_raster(
     if pixels.crs.is_geographic:
         lon, lat = pixels.x, pixels.y
     else:
-        lon, lat = Transformer.from_crs(pixels.crs, WGS84, always_xy=True).transform(
-            pixels.x, pixels.y
-        )
+        lon, lat = transformer(pixels.crs, WGS84).transform(pixels.x, pixels.y)
     where = frame.assign(np.asarray(lon), np.asarray(lat))
     keep = where.inside & (where.unit >= 0)
     reasons = Counter(

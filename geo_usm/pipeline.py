@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from pyproj import CRS
 
-from geo_usm import store
+from geo_usm import grids, store
 from geo_usm.aggregate import Aggregates, Grid, aggregate
 from geo_usm.catalog import build_catalog, grid_name
 from geo_usm.cityfile import City, load_city
@@ -86,7 +86,11 @@ class _Clock:
 def _ingest(
     city: City, frame: SpatialFrame, clock: _Clock, *, collect: bool
 ) -> tuple[dict[str, Records], list[GeoUsmError]]:
-    """Ingest every layer; collect problems (validate) or raise the first (build)."""
+    """Ingest every layer; collect problems (validate) or raise the first (build).
+
+    Layers are ingested one after the other: measured on the samples, reading and parsing
+    several at once on threads is slower (the readers hold the GIL for much of their work).
+    """
     layers: dict[str, Records] = {}
     problems: list[GeoUsmError] = []
     for name, cfg in city.config.layers.items():
@@ -186,20 +190,29 @@ def build(
 
     with clock.stage("H3 cover and crosswalk"):
         covers = {
-            res: frame.hex_cover(res, _record_cells(layers.values(), res))
+            res: grids.hex_cover(
+                frame.study_area,
+                frame.study_wgs,
+                res,
+                frame.crs,
+                extra_cells=_record_cells(layers.values(), res),
+                threads=threads,
+            )
             for res in frame.resolutions
         }
         crosswalk = pd.concat(
-            [frame.crosswalk(h) for h in covers.values()],
+            [grids.crosswalk(h, frame.units, threads=threads) for h in covers.values()],
             ignore_index=True,
         )
     primary = frame.resolutions[0]
-    unit_grid = Grid("units", frame.units["unit_id"].to_numpy(), frame.units.geometry.values)
+    unit_grid = Grid(
+        "units", frame.units["unit_id"].to_numpy(), np.asarray(frame.units.geometry.values)
+    )
     hex_grids = [
         Grid(
             grid_name(res, primary),
             hx["h3"].to_numpy(),
-            hx.geometry.values,
+            np.asarray(hx.geometry.values),
             cells=hx["cell"].to_numpy(),
             resolution=res,
         )
@@ -274,10 +287,9 @@ def _record_cells(layers: Any, res: int) -> np.ndarray:
 
 
 def _periods(aggs: Aggregates, layers: dict[str, Records]) -> dict[str, list[str]]:
+    """Months with records of each temporal layer (the first and last bound its span)."""
     monthly = aggs.monthly.get("units", {})
-    return {
-        name: monthly[f"count_{name}"][0] for name in layers if f"count_{name}" in monthly
-    }
+    return {name: monthly[f"count_{name}"][0] for name in layers if f"count_{name}" in monthly}
 
 
 def _frames(
@@ -329,6 +341,3 @@ def _all_rejects(layers: dict[str, Records]) -> pd.DataFrame:
     out = pd.concat(frames, ignore_index=True)
     out["source_row"] = out["source_row"].astype(np.int64)
     return out.astype({"layer": str, "source_file": str, "reason": str, "original": str})
-
-
-

@@ -103,9 +103,12 @@ def write_layer(stage: Path, layer: OutputLayer, frame: pd.DataFrame) -> None:
             driver="GPKG",
             geometry_type=layer.geometry,
             promote_to_multi=layer.geometry is not None and layer.geometry.startswith("Multi"),
+            use_arrow=True,
         )
     else:
-        pyogrio.write_dataframe(pd.DataFrame(frame), path, layer=layer.name, driver="GPKG")
+        pyogrio.write_dataframe(
+            pd.DataFrame(frame), path, layer=layer.name, driver="GPKG", use_arrow=True
+        )
 
 
 def artefacts(stage: Path, catalog: Catalog) -> list[dict[str, Any]]:

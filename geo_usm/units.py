@@ -17,14 +17,20 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS
 
 from geo_usm.assign import Assignment, PolygonIndex, assign_points
 from geo_usm.cityfile import City
 from geo_usm.errors import InputError
-import h3  # TEMPORARY
-from geo_usm.geo import WGS84, cells_to_strings, metric_problem, to_crs, transform, utm_crs_for  # noqa: F401
-from h3ronpy.vector import cells_to_wkb_polygons  # TEMPORARY
+from geo_usm.geo import (
+    WGS84,
+    PreparedPool,
+    metric_problem,
+    to_crs,
+    transform,
+    transformer,
+    utm_crs_for,
+)
 from geo_usm.io import read_polygons
 
 #: Longest edge (metres) kept when boundaries are reprojected to lon/lat for point lookup.
@@ -75,8 +81,8 @@ class SpatialFrame:
         union = shapely.union_all(self.units.geometry.values)
         self.study_area_is_units = study_area is None
         self.study_area = union if study_area is None else study_area
-        shapely.prepare(self.study_area)  # for the intersects tests of line and polygon layers
-        to_wgs = Transformer.from_crs(crs, WGS84, always_xy=True)
+        self._study_pool = PreparedPool(np.asarray([self.study_area]))
+        to_wgs = transformer(crs, WGS84)
         units_wgs = transform(
             shapely.segmentize(np.asarray(self.units.geometry.values), DENSIFY_M), to_wgs
         )
@@ -88,6 +94,11 @@ class SpatialFrame:
             None if self.study_area_is_units else PolygonIndex(np.asarray([self.study_wgs]))
         )
 
+    def in_study_area(self, geoms: np.ndarray) -> np.ndarray:
+        """Return whether each geometry (working CRS) intersects the study area; thread-safe."""
+        with self._study_pool.checkout() as (study,):
+            return np.asarray(shapely.intersects(study, geoms), dtype=bool)
+
     def assign(self, lon: np.ndarray, lat: np.ndarray) -> Assignment:
         """Assign points (WGS84 lon/lat arrays) to the study area, units and H3 cells."""
         return assign_points(
@@ -98,88 +109,6 @@ class SpatialFrame:
             resolutions=self.resolutions,
             threads=self.threads,
         )
-
-
-    # TEMPORARY (old implementation kept while grids.py is written)
-    def hex_cover(self, res: int, extra_cells: np.ndarray | None = None) -> gpd.GeoDataFrame:
-        """Return the H3 cells at ``res`` that overlap the study area.
-
-        Parameters
-        ----------
-        res
-            H3 resolution.
-        extra_cells
-            Cells (uint64) that must be in the cover, e.g. those holding accepted points; a
-            guard against numerical disagreement between the H3 and GEOS overlap tests.
-
-        Returns
-        -------
-        geopandas.GeoDataFrame
-            Columns ``h3`` (hex string), ``resolution``, ``area_m2`` (planar, working CRS),
-            ``area_share`` (share of the cell inside the study area) and polygon geometry in the
-            working CRS, sorted by ``h3``.
-
-        """
-        shape = h3.geo_to_h3shape(shapely.geometry.mapping(self.study_wgs))
-        cells = np.asarray(
-            [h3.str_to_int(c) for c in h3.h3shape_to_cells_experimental(shape, res, "overlap")],
-            dtype=np.uint64,
-        )
-        if extra_cells is not None and len(extra_cells):
-            cells = np.union1d(cells, np.unique(extra_cells))
-        cells = np.unique(cells)
-        wkb = np.asarray(cells_to_wkb_polygons(cells), dtype=object)
-        polys = to_crs(shapely.from_wkb(wkb), WGS84, self.crs)
-        area = shapely.area(polys)
-        inter = shapely.area(shapely.intersection(polys, self.study_area))
-        share = np.clip(inter / area, 0.0, 1.0)
-        keep = share > 0
-        if extra_cells is not None and len(extra_cells):
-            keep |= np.isin(cells, extra_cells)
-        hexes = gpd.GeoDataFrame(
-            {
-                "h3": cells_to_strings(cells[keep]),
-                "resolution": np.full(int(keep.sum()), res, dtype=np.int64),
-                "area_m2": area[keep],
-                "area_share": share[keep],
-            },
-            geometry=polys[keep],
-            crs=self.crs,
-        )
-        hexes["cell"] = cells[keep]
-        return hexes.reset_index(drop=True)
-
-    def crosswalk(self, hexes: gpd.GeoDataFrame) -> pd.DataFrame:
-        """Return the hex <-> admin unit crosswalk with area shares.
-
-        Returns
-        -------
-        pandas.DataFrame
-            ``h3``, ``resolution``, ``unit_id``, ``area_m2`` (of the intersection),
-            ``hex_share`` (share of the cell's area in the unit) and ``unit_share`` (share of
-            the unit's area in the cell). For each unit, ``unit_share`` sums to 1 over the
-            cover (up to floating point).
-
-        """
-        tree = shapely.STRtree(self.units.geometry.values)
-        hex_idx, unit_idx = tree.query(hexes.geometry.values, predicate="intersects")
-        inter = shapely.area(
-            shapely.intersection(
-                hexes.geometry.values[hex_idx], self.units.geometry.values[unit_idx]
-            )
-        )
-        keep = inter > 0
-        hex_idx, unit_idx, inter = hex_idx[keep], unit_idx[keep], inter[keep]
-        return pd.DataFrame(
-            {
-                "h3": hexes["h3"].to_numpy()[hex_idx],
-                "resolution": hexes["resolution"].to_numpy()[hex_idx],
-                "unit_id": self.units["unit_id"].to_numpy()[unit_idx],
-                "area_m2": inter,
-                "hex_share": inter / hexes["area_m2"].to_numpy()[hex_idx],
-                "unit_share": inter / self.units["area_m2"].to_numpy()[unit_idx],
-            }
-        ).sort_values(["h3", "unit_id"], ignore_index=True)
 
 
 def read_units(city: City) -> tuple[gpd.GeoDataFrame, list[str]]:

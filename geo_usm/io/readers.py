@@ -18,6 +18,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow
 import pyogrio
 import shapely
 from pyproj import CRS
@@ -147,11 +148,12 @@ def read_source(
         if suffix in PARQUET:
             return _read_parquet(path)
         return _read_vector(path, layer, where)
-    except InputError:
-        raise
     except (
         OSError,
-        ValueError,
+        csv.Error,
+        zipfile.BadZipFile,
+        pd.errors.EmptyDataError,
+        pyarrow.ArrowException,
         pyogrio.errors.DataSourceError,
         pyogrio.errors.DataLayerError,
     ) as exc:

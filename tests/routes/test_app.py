@@ -16,6 +16,7 @@ import pytest
 import shapely
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
 import api.main
 from api.main import create_app
@@ -232,9 +233,15 @@ def test_unusable_builds_are_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(BuildError, match="no public layer with geometry"):
         BuildProvider(_write_build(tmp_path / "a", [(only_private, _square(record_id="c1"))]))
-    no_id = _layer("hex", [_column("h3")], id_column=None)
+    with pytest.raises(ValidationError, match="has geometry but no id column"):
+        _layer("hex", [_column("h3")], id_column=None)  # the catalogue refuses it
+    hexes = _layer("hex", [_column("h3")])
+    root = _write_build(tmp_path / "b", [(hexes, _square(h3="x"))])
+    manifest = json.loads((root / "public" / "manifest.json").read_text())
+    manifest["catalog"]["layers"][0]["id_column"] = None  # a manifest edited by hand
+    (root / "public" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BuildError, match="no id column"):
-        BuildProvider(_write_build(tmp_path / "b", [(no_id, _square(h3="x"))]))
+        BuildProvider(root)
     no_crs = _square(unit_id="u1").set_crs(None, allow_override=True)
     with pytest.warns(UserWarning, match="'crs' was not provided"):
         _write_build(tmp_path / "c", [(units, no_crs)])
