@@ -5,8 +5,9 @@ Run with ``make bench`` or ``.venv/bin/python benchmarks/bench_build.py --help``
 Cities (real open data, see each SOURCES.md / sample_data/README.md):
 
 - ``camden``: the Camden sample (133 LSOAs, 7 layers, H3 9 and 8);
-- ``camden_detailed``: the same with the borough outline and every LSOA densified to 1 m
-  vertices (the effect of detailed boundaries: a build's grids must not slow down with them);
+- ``camden_detailed``: the same with the borough outline (the study area) densified to 1 m
+  vertices, about 70,000 of them (the effect of a detailed boundary: a build's grids must not
+  slow down with it);
 - ``trafford``: the Trafford sample;
 - ``greater_manchester``: all of Greater Manchester, 1,673 LSOAs, 125k crimes in two files, H3
   10, 9 and 8, read from ``../shared/data`` beside the checkout (skipped when absent).
@@ -48,16 +49,18 @@ DEFAULT_JSON = HERE / "results" / "build.json"
 
 
 def camden_detailed(workdir: Path) -> Path:
-    """Write a copy of the Camden city whose outline and LSOAs have 1 m vertices."""
+    """Write a copy of the Camden city whose borough outline has 1 m vertices."""
     src = SAMPLES / "camden"
     dst = workdir / "camden_detailed"
     shutil.copytree(src, dst)
-    path = dst / "data" / "camden_boundaries.gpkg"
-    for layer in [str(n) for n, _ in pyogrio.list_layers(path)]:
-        gdf = pyogrio.read_dataframe(path, layer=layer)
-        metric = gdf.to_crs(27700)
-        metric["geometry"] = shapely.segmentize(metric.geometry.values, 1.0)
-        pyogrio.write_dataframe(metric.to_crs(gdf.crs), path, layer=layer, driver="GPKG")
+    city = load_city(dst / "city.toml")
+    assert city.config.study_area is not None
+    path = city.resolve(city.config.study_area.path)
+    layer = city.config.study_area.layer
+    gdf = pyogrio.read_dataframe(path, layer=layer)
+    metric = gdf.to_crs(27700)
+    metric["geometry"] = shapely.segmentize(metric.geometry.values, 1.0)
+    pyogrio.write_dataframe(metric.to_crs(gdf.crs), path, layer=layer, driver="GPKG")
     return dst / "city.toml"
 
 

@@ -276,7 +276,10 @@ def aggregate(
                         zip(labels, np.bincount(codes, minlength=len(labels)).tolist(), strict=True)
                     )
             expected[var.name] = (total or 0.0, by_month)
+    per_layer = dict(result.variables)
+    result.variables = {}
     _kind_totals(layers, result, kinds_order, kind_fields, expected)
+    result.variables.update(per_layer)  # the kinds' totals first: the same in every city
     _check_conservation(result, expected)
     return result
 

@@ -104,6 +104,9 @@ def write_layer(stage: Path, layer: OutputLayer, frame: pd.DataFrame) -> None:
             geometry_type=layer.geometry,
             promote_to_multi=layer.geometry is not None and layer.geometry.startswith("Multi"),
             use_arrow=True,
+            # the public grids are queried by extent (API, GIS); the private records are read
+            # whole, and skipping their R-tree saves a quarter of the writing time
+            layer_options={"SPATIAL_INDEX": "YES" if layer.store == PUBLIC else "NO"},
         )
     else:
         pyogrio.write_dataframe(
