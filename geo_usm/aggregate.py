@@ -32,7 +32,7 @@ import pandas as pd
 import shapely
 
 from geo_usm.assign import cell_positions, count_by
-from geo_usm.catalog import Column
+from geo_usm.catalog import Column, layer_variable_names
 from geo_usm.grids import subdivide
 from geo_usm.ingest import Records
 
@@ -74,7 +74,9 @@ class Variable:
 
     ``extensive`` variables are stored; an intensive one is ``numerator / denominator`` of two
     stored ones. ``null_unless`` names a stored count below which (zero) the value is "no
-    data" rather than zero (raster sums where no valid pixel lies in the feature).
+    data" rather than zero (raster sums where no valid pixel lies in the feature);
+    ``null_without_values`` is ``(records, values)``: NULL where a feature has records but none
+    with a value (a sum of a field nobody filled in is unknown, not 0).
     """
 
     column: Column
@@ -82,6 +84,7 @@ class Variable:
     numerator: str | None = None
     denominator: str | None = None
     null_unless: str | None = None
+    null_without_values: tuple[str, str] | None = None
     integer: bool = False
 
     @property
@@ -142,6 +145,9 @@ class Aggregates:
             data = self.values[grid][var.name].astype(float)
             if var.null_unless is not None:
                 data = np.where(self.values[grid][var.null_unless] > 0, data, np.nan)
+            if var.null_without_values is not None:
+                records, present = (self.values[grid][v] for v in var.null_without_values)
+                data = np.where((records > 0) & (present == 0), np.nan, data)
         if var.integer:
             missing = np.isnan(data)
             return pd.arrays.IntegerArray(
@@ -204,6 +210,8 @@ def aggregate(
     unit_grid: Grid,
     kinds_order: list[str],
     kind_fields: dict[str, str],
+    region: shapely.Geometry,
+    threads: int | None = None,
 ) -> Aggregates:
     """Aggregate every layer's records onto every grid and check conservation.
 
@@ -215,12 +223,17 @@ def aggregate(
         All grids, the units first.
     unit_grid
         The admin-unit grid (records carry their unit position; lines and polygons are clipped
-        to it first).
+        to its geometry, the units within the study area, first).
     kinds_order
         Kinds whose totals are published even when the city has no layer of them (their
         columns are then NULL with a reason), in output order.
     kind_fields
         Kind name to the name of its total (``crimes`` -> ``crime_count``).
+    region
+        The union of the units within the study area: the independent reference of line and
+        polygon totals.
+    threads
+        Worker threads; by default the machine's CPU count.
 
     Returns
     -------
@@ -240,10 +253,16 @@ def aggregate(
         monthly={g.name: {} for g in grids},
     )
     expected: dict[str, tuple[float, dict[str, float]]] = {}
+    unit_parts = subdivide(unit_grid.geometry, threads=threads)
     for rec in layers:
-        per_grid = _contributions(rec, grids, unit_grid, result)
+        per_grid, independent = _contributions(rec, grids, unit_grid, unit_parts, region, result)
         months = _months(rec)
-        for var, amounts in _layer_variables(rec):
+        variables = _layer_variables(rec)
+        declared = layer_variable_names(rec.name, rec.kind, set(rec.config.columns))
+        if sorted(v.name for v, _ in variables) != sorted(declared):
+            msg = f"layer '{rec.name}': variables differ from catalog.layer_variable_names"
+            raise RuntimeError(msg)
+        for var, amounts in variables:
             result.variables[var.name] = var
             if not var.column.extensive or var.numerator is not None:
                 continue
@@ -268,6 +287,8 @@ def aggregate(
                     if months is not None and var.name in result.monthly[gname]:
                         labels, table = result.monthly[gname][var.name]
                         by_month = dict(zip(labels, table.sum(axis=0).tolist(), strict=True))
+            if independent is not None and var.name == _primary_variable(rec):
+                total = independent  # length or footprint inside the region, without units
             if var.name == f"count_{rec.name}":  # independent of every grid
                 total = float(rec.report.accepted)
                 if months is not None:
@@ -306,8 +327,18 @@ def _months(rec: Records) -> tuple[np.ndarray, list[str]] | None:
 
 
 def _contributions(
-    rec: Records, grids: list[Grid], unit_grid: Grid, result: Aggregates
-) -> dict[str, _Contribution]:
+    rec: Records,
+    grids: list[Grid],
+    unit_grid: Grid,
+    unit_parts: tuple[np.ndarray, np.ndarray],
+    region: shapely.Geometry,
+    result: Aggregates,
+) -> tuple[dict[str, _Contribution], float | None]:
+    """Where a layer's records land on every grid, and its total measured independently.
+
+    The independent total of a line or polygon layer is its length or footprint area inside
+    ``region`` (the admin units within the study area), computed without the units.
+    """
     geom_kind = rec.kind.geometry
     if geom_kind in ("point", "raster"):
         assert rec.unit is not None
@@ -317,40 +348,40 @@ def _contributions(
                 assert g.resolution is not None
                 pos = cell_positions(rec.cells[g.resolution], g.cells)
                 out[g.name] = _Contribution(pos, None, np.arange(len(pos)))
-        return out
+        return out, None
     assert rec.geometry is not None
-    measure = shapely.length if geom_kind == "line" else shapely.area
-    pieces, piece_unit, clipped_record = _clip(rec.geometry, unit_grid.geometry)
+    line = geom_kind == "line"
+    measure = shapely.length if line else shapely.area
+    parts, owner = unit_parts
+    pieces, clipped_record, p_idx = _clip_pairs(rec.geometry, parts, lines=line)
+    piece_unit = owner[p_idx].astype(np.int64)
     piece_record: np.ndarray | None = clipped_record
-    if geom_kind == "polygon":  # footprint: overlaps within a unit counted once
+    if line:
+        expected = float(measure(_clip_pairs(rec.geometry, np.asarray([region]))[0]).sum())
+        everything = float(measure(rec.geometry).sum())
+        if everything - expected > RTOL * everything:
+            share = (everything - expected) / everything
+            result.notes.setdefault(rec.name, []).append(
+                f"{share:.1%} of the length lies outside the admin units within the study "
+                "area and is not counted"
+            )
+    else:  # footprint: overlapping polygons counted once
         pieces, piece_unit = _dissolve(pieces, piece_unit)
         piece_record = None
-    inside = float(measure(pieces).sum())
-    everything = float(measure(rec.geometry).sum()) if geom_kind == "line" else None
-    if everything and everything - inside > RTOL * everything:
-        share = (everything - inside) / everything
-        result.notes.setdefault(rec.name, []).append(
-            f"{share:.1%} of the length lies outside every admin unit and is not counted"
-        )
+        footprint = shapely.union_all(rec.geometry)
+        expected = float(measure(shapely.intersection(footprint, region)))
     out = {unit_grid.name: _Contribution(piece_unit, measure(pieces), piece_record)}
     for g in grids:
         if g.cells is None:
             continue
-        cut, p_idx, h_idx = _clip_pairs(pieces, g.geometry)
+        cut, p_idx, h_idx = _clip_pairs(pieces, g.geometry, lines=line)
         record = None if piece_record is None else piece_record[p_idx]
         out[g.name] = _Contribution(h_idx, measure(cut), record)
-    return out
-
-
-def _clip(geoms: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Clip geometries to the units: pieces with their unit and record index."""
-    parts, owner = subdivide(units)
-    pieces, g_idx, p_idx = _clip_pairs(geoms, parts)
-    return pieces, owner[p_idx].astype(np.int64), g_idx
+    return out, expected
 
 
 def _clip_pairs(
-    geoms: np.ndarray, polygons: np.ndarray
+    geoms: np.ndarray, polygons: np.ndarray, *, lines: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return the non-empty intersections of geometries and polygons, with both indices.
 
@@ -358,6 +389,10 @@ def _clip_pairs(
     the prepared polygons: a geometry properly inside a polygon is its own piece, and only
     the geometries crossing an edge are intersected (measured 3-5x faster than intersecting
     every candidate pair on Camden's streets).
+
+    With ``lines``, a stretch of line lying exactly on an edge shared by two polygons (a street
+    along a boundary) would be in both intersections: it is given to the polygon listed first
+    only, as points on shared edges are, so that every metre is counted once.
     """
     polygons = shapely.from_wkb(shapely.to_wkb(polygons))  # a private copy to prepare
     shapely.prepare(polygons)
@@ -365,10 +400,36 @@ def _clip_pairs(
     hit = shapely.intersects(polygons[p_idx], geoms[g_idx])
     g_idx, p_idx = g_idx[hit].astype(np.int64), p_idx[hit].astype(np.int64)
     cut = geoms[g_idx].copy()
-    cross = ~shapely.contains_properly(polygons[p_idx], geoms[g_idx])
+    cross = np.flatnonzero(~shapely.contains_properly(polygons[p_idx], geoms[g_idx]))
     cut[cross] = shapely.intersection(geoms[g_idx[cross]], polygons[p_idx[cross]])
+    if lines and len(cross):
+        _claim_shared_edges(cut, g_idx, p_idx, cross, shapely.boundary(polygons))
     keep = ~shapely.is_empty(cut)
     return cut[keep], g_idx[keep], p_idx[keep]
+
+
+def _claim_shared_edges(
+    cut: np.ndarray, g_idx: np.ndarray, p_idx: np.ndarray, cross: np.ndarray, outlines: np.ndarray
+) -> None:
+    """Give each stretch of line lying on polygon outlines to the first polygon only (in place).
+
+    Only pieces with a stretch of positive length on their polygon's outline are touched: a
+    Python loop over those few, in the order (geometry, polygon).
+    """
+    on_edge = shapely.intersection(cut[cross], outlines[p_idx[cross]])
+    rows = cross[shapely.length(on_edge) > 0]
+    if not len(rows):
+        return
+    edges = dict(zip(cross.tolist(), on_edge, strict=True))
+    interior = shapely.difference(cut[rows], outlines[p_idx[rows]])
+    claimed: dict[int, shapely.Geometry] = {}
+    for k in np.lexsort((p_idx[rows], g_idx[rows])):
+        row, g = int(rows[k]), int(g_idx[rows[k]])
+        edge = edges[row]
+        taken = claimed.get(g)
+        own = edge if taken is None else shapely.difference(edge, taken)
+        claimed[g] = edge if taken is None else shapely.union(taken, edge)
+        cut[row] = shapely.union(interior[k], own)
 
 
 def _dissolve(pieces: np.ndarray, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -406,7 +467,8 @@ def _layer_variables(rec: Records) -> list[tuple[Variable, _Amount]]:
                 name=f"{name}_{fname}_sum",
                 type="float",
                 unit=spec.unit,
-                description=f"Sum of '{fname}' over the records of layer '{name}' ({label}).",
+                description=f"Sum of '{fname}' over the records of layer '{name}' ({label}); "
+                "NULL where the feature has records but none with a value.",
                 extensive=True,
                 sources=src,
             )
@@ -427,7 +489,16 @@ def _layer_variables(rec: Records) -> list[tuple[Variable, _Amount]]:
                 extensive=False,
                 sources=src,
             )
-            out.append((Variable(s, wide=spec.aggregate == "sum"), _field(values)))
+            out.append(
+                (
+                    Variable(
+                        s,
+                        wide=spec.aggregate == "sum",
+                        null_without_values=(f"count_{name}", k.name),
+                    ),
+                    _field(values),
+                )
+            )
             out.append((Variable(k, wide=False, integer=True), _field_present(values)))
             out.append(
                 (

@@ -293,6 +293,26 @@ _FIELD_TYPES: dict[str, ColumnType] = {
 }
 
 
+def layer_variable_names(
+    name: str, kind: LayerKind, mapped: set[str] | frozenset[str]
+) -> list[str]:
+    """Return the names of every variable a layer adds to the grids (stored and derived).
+
+    ``mapped`` is the set of canonical fields the layer maps; only those are aggregated.
+    """
+    if kind.geometry == "point":
+        out = [f"count_{name}"]
+        for fname, spec in kind.fields.items():
+            if spec.aggregate and fname in mapped and not spec.sensitive:
+                out += [f"{name}_{fname}_sum", f"{name}_{fname}_n", f"{name}_{fname}_mean"]
+        return out
+    if kind.geometry == "line":
+        return [f"{name}_length_m"]
+    if kind.geometry == "polygon":
+        return [f"{name}_area_m2"]
+    return [f"{name}_pixels", f"{name}_sum", f"{name}_mean"]
+
+
 def grid_name(resolution: int, primary: int) -> str:
     """Return the output layer name of the hexagon grid at ``resolution``."""
     return "hex" if resolution == primary else f"hex_r{resolution}"

@@ -16,6 +16,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from geo_usm._model import NAME_RE, Strict, format_validation_errors
+from geo_usm.catalog import GRID_COLUMN_NAMES, layer_variable_names
 from geo_usm.errors import CityFileError
 from geo_usm.schema import LOCATION_KEYS, LayerKind, load_kinds
 
@@ -93,7 +94,7 @@ class LayerConfig(Strict):
     statistic: Literal["sum", "mean"] = Field(default="sum", description="raster aggregation")
     unit: str = Field(default="", description="unit of a raster's values, e.g. 'persons'")
     may_be_empty: bool = Field(
-        default=False, description="accept a layer with rows but no accepted record"
+        default=False, description="accept a layer with no record, or no accepted record"
     )
     max_reject_share: float = Field(
         default=0.5,
@@ -253,6 +254,25 @@ def load_city(path: str | Path) -> City:
                 )
         if layer.categories is not None and "category" not in kind.fields:
             problems.append(f"layers.{name}.categories: kind '{layer.kind}' has no category field")
+    if not problems:
+        problems += _name_clashes(config, kinds)
     if problems:
         raise CityFileError("; ".join(problems), path=path)
     return City(path.resolve(), config, kinds, hashlib.sha256(raw).hexdigest())
+
+
+def _name_clashes(config: CityConfig, kinds: dict[str, LayerKind]) -> list[str]:
+    """Return every output column two sources would both write (one must be renamed)."""
+    owners: dict[str, list[str]] = {name: ["the grids"] for name in GRID_COLUMN_NAMES}
+    for kname, kind in kinds.items():
+        if kind.total:
+            owners.setdefault(kind.total, []).append(f"the total of kind '{kname}'")
+    for name, layer in config.layers.items():
+        for column in layer_variable_names(name, kinds[layer.kind], set(layer.columns)):
+            owners.setdefault(column, []).append(f"layer '{name}'")
+    return [
+        f"output column '{column}' would be written by {' and by '.join(who)}: rename the "
+        "layer (or the custom kind's count_field/total_field)"
+        for column, who in owners.items()
+        if len(who) > 1
+    ]

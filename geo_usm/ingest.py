@@ -155,15 +155,28 @@ class ParsedLayer:
     lat: np.ndarray
     reasons: np.ndarray
     notes: list[str] = field(default_factory=list)
-    cleaned: dict[str, dict[str, int]] = field(default_factory=dict)
+    cleaned_reasons: dict[str, np.ndarray] = field(default_factory=dict)
 
     def clean(self, fname: str, mask: np.ndarray, reason: str) -> np.ndarray:
-        """Count the still-accepted values in ``mask`` cleaned to NULL; return the mask."""
-        n = int((mask & self.ok).sum())
-        if n:
-            per_field = self.cleaned.setdefault(fname, {})
-            per_field[reason] = per_field.get(reason, 0) + n
+        """Record why the values in ``mask`` are cleaned to NULL (the first reason wins).
+
+        Returns the mask, to blank the values. They are counted by :meth:`cleaned` among the
+        records finally accepted only.
+        """
+        reasons = self.cleaned_reasons.setdefault(fname, np.full(len(mask), None, dtype=object))
+        reasons[mask & pd.isna(reasons)] = reason
         return mask
+
+    def cleaned(self) -> dict[str, dict[str, int]]:
+        """Count the cleaned values of accepted records, per field and reason."""
+        ok = self.ok
+        out = {}
+        for fname, reasons in self.cleaned_reasons.items():
+            kept = reasons[ok]
+            kept = kept[~pd.isna(kept)]
+            if len(kept):
+                out[fname] = {str(k): int(v) for k, v in pd.Series(kept).value_counts().items()}
+        return out
 
     def reject(self, mask: np.ndarray, reason: str | np.ndarray) -> None:
         """Reject the records in ``mask`` that have no reason yet (the first reason wins)."""
@@ -403,7 +416,12 @@ def _set_geometries(parsed: ParsedLayer, geoms: np.ndarray, src_crs: CRS, workin
     valid[ok] = shapely.is_valid(geoms[ok])
     if (~valid).any():
         why = np.full(len(geoms), None, dtype=object)
-        why[~valid] = [f"invalid geometry: {r}" for r in shapely.is_valid_reason(geoms[~valid])]
+        # GEOS appends the location ("Self-intersection[x y]"); reasons are published in the
+        # manifest as counts, so keep the kind of problem and drop the coordinates
+        why[~valid] = [
+            "invalid geometry: " + r.split("[", 1)[0]
+            for r in shapely.is_valid_reason(geoms[~valid])
+        ]
         parsed.reject(~valid, why)
     ok = parsed.ok
     out = np.full(len(geoms), None, dtype=object)
@@ -537,19 +555,18 @@ def _parse_field(
                 parsed.reject(mask, reason)
             else:
                 values = np.where(parsed.clean(fname, mask, reason), np.nan, values)
-        if spec.default is not None:
-            values = np.where(missing, float(spec.default), values)
+        if spec.default is not None:  # missing or cleaned: the kind's default (a weight of 1)
+            values = np.where(np.isnan(values), float(spec.default), values)
         cols[fname] = _to_int(values) if spec.type == "integer" else values
     elif spec.type == "sex":
         lowered = text.str.lower()
         canon = lowered.map(SEX_LOOKUP)
         unrecognised = (~missing) & canon.isna().to_numpy()
         if unrecognised.any():
-            examples = sorted(set(text[unrecognised].astype(str)))[:5]
+            # the values themselves are not quoted: they may identify a person, and the
+            # reason is published in the manifest
             parsed.clean(
-                fname,
-                unrecognised,
-                f"not recognised as a sex ({', '.join(examples)}): recorded as 'unknown' ('{col}')",
+                fname, unrecognised, f"not recognised as a sex: recorded as 'unknown' ('{col}')"
             )
         cols[fname] = canon.where(~missing, None).fillna("unknown").where(~missing, None)
         assert set(cols[fname].dropna()) <= set(SEX_VALUES)
@@ -672,15 +689,21 @@ def ingest_layer(city: City, name: str, frame: SpatialFrame) -> Records:
 def layer_problems(report: LayerReport, config: LayerConfig) -> list[str]:
     """Return why a layer's outcome is implausible enough to stop a build.
 
-    A layer with rows but no accepted record, or whose rows are mostly rejected for one reason
-    that is neither spatial nor the city's own category filter (a wrong date format, a wrong
-    coordinate column), is almost always a mistake in the city file. ``may_be_empty`` and
+    A layer with no record at all, with rows but no accepted record, or whose rows are mostly
+    rejected for one reason that is neither spatial nor the city's own category filter (a
+    wrong date format, a wrong coordinate column), is almost always a mistake in the city
+    file. ``may_be_empty`` and
     ``max_reject_share`` in the layer's entry accept such outcomes deliberately.
     """
     problems: list[str] = []
-    if report.read == 0 or (report.accepted == 0 and config.may_be_empty):
+    if report.accepted == 0 and config.may_be_empty:
         return problems
-    if report.accepted == 0:
+    if report.read == 0:
+        problems.append(
+            f"layer '{report.name}': the source has no record (an empty file or a filter that "
+            "keeps nothing); its counts would read as zeros"
+        )
+    elif report.accepted == 0:
         top = max(report.rejects_by_reason.items(), key=lambda kv: kv[1], default=("", 0))
         problems.append(
             f"layer '{report.name}': none of its {report.read:,} rows was accepted"
@@ -749,7 +772,7 @@ def _ingest_vector(
         accepted=len(accepted),
         rejected=len(rejects),
         rejects_by_reason=_reason_counts(rejects),
-        cleaned=parsed.cleaned,
+        cleaned=parsed.cleaned(),
         notes=parsed.notes,
         synthetic=cfg.synthetic,
         attribution=cfg.attribution,

@@ -205,9 +205,7 @@ def build(
             ignore_index=True,
         )
     primary = frame.resolutions[0]
-    unit_grid = Grid(
-        "units", frame.units["unit_id"].to_numpy(), np.asarray(frame.units.geometry.values)
-    )
+    unit_grid = Grid("units", frame.units["unit_id"].to_numpy(), frame.units_in_study_area)
     hex_grids = [
         Grid(
             grid_name(res, primary),
@@ -225,6 +223,8 @@ def build(
             unit_grid,
             kinds_order=[k for k, kind in city.kinds.items() if kind.total],
             kind_fields={k: kind.total for k, kind in city.kinds.items() if kind.total},
+            region=frame.region,
+            threads=threads,
         )
     catalog = build_catalog(
         city=city.config.name,

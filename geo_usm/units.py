@@ -35,6 +35,9 @@ from geo_usm.io import read_polygons
 
 #: Longest edge (metres) kept when boundaries are reprojected to lon/lat for point lookup.
 DENSIFY_M = 10.0
+#: Largest share of the units' area they may overlap on (generalised boundaries overlap by
+#: slivers; more means a layer that is not a partition, such as two editions in one file).
+MAX_OVERLAP_SHARE = 1e-4
 
 
 class SpatialFrame:
@@ -79,9 +82,20 @@ class SpatialFrame:
         self.units = units.sort_values("unit_id", kind="stable").reset_index(drop=True)
         self.units["area_m2"] = shapely.area(self.units.geometry.values)
         union = shapely.union_all(self.units.geometry.values)
+        #: Area counted twice where units overlap (0 for a clean partition).
+        self.units_overlap_m2 = max(float(self.units["area_m2"].sum() - union.area), 0.0)
         self.study_area_is_units = study_area is None
         self.study_area = union if study_area is None else study_area
         self._study_pool = PreparedPool(np.asarray([self.study_area]))
+        units_geoms = np.asarray(self.units.geometry.values)
+        if study_area is None:
+            #: The units within the study area: where lines and polygons are measured.
+            self.units_in_study_area = units_geoms
+            #: Their union.
+            self.region = union
+        else:
+            self.units_in_study_area = shapely.intersection(units_geoms, study_area)
+            self.region = shapely.intersection(union, study_area)
         to_wgs = transformer(crs, WGS84)
         units_wgs = transform(
             shapely.segmentize(np.asarray(self.units.geometry.values), DENSIFY_M), to_wgs
@@ -222,4 +236,15 @@ def prepare(city: City, *, threads: int | None = None) -> tuple[SpatialFrame, st
     frame = SpatialFrame(
         units, read_study_area(city, crs), city.config.h3_resolutions, crs, threads=threads
     )
+    total = float(frame.units["area_m2"].sum())
+    overlap = frame.units_overlap_m2
+    if overlap > MAX_OVERLAP_SHARE * total:
+        raise InputError(
+            f"units: the admin units overlap ({overlap:,.0f} m2, {overlap / total:.2%} of their "
+            "area): a record in an overlap would belong to two units",
+            path=city.resolve(city.config.units.path),
+            hint="use a layer whose units do not overlap (a partition, as census units are)",
+        )
+    if overlap > 1.0:
+        notes.append(f"the units overlap slightly ({overlap:,.1f} m2 in all)")
     return frame, crs_note, notes

@@ -155,7 +155,7 @@ def test_long_table_months_and_conservation(toy):
         assert totals.nunique() == 1 and len(totals) == 3
     assert result.manifest["layers"]["crimes"]["periods"] == ["2024-01", "2024-02", "2024-03"]
     note = " ".join(result.manifest["layers"]["streets"]["notes"])
-    assert "outside every admin unit" in note
+    assert "outside the admin units within the study area" in note
     # the long table never lists a variable without data
     assert "stop_count" not in set(long["variable"])
 
@@ -241,3 +241,106 @@ def test_most_rows_rejected_for_one_reason_is_a_problem(toy, tmp_path):
 def test_reports_are_json_ready(toy):
     _, result = toy
     json.dumps(result.manifest)
+
+
+def _toy_variant(toy, tmp_path, *, text=CITY, streets=None, units=None):
+    city = _toy_city(toy, tmp_path, text)
+    if streets is not None:
+        gpd.GeoDataFrame(
+            {"name": [str(i) for i in range(len(streets))]}, geometry=_shift(streets), crs=BNG
+        ).to_file(tmp_path / "streets.gpkg")
+    if units is not None:
+        gpd.GeoDataFrame(
+            {"code": [f"U{i + 1}" for i in range(len(units))]}, geometry=_shift(units), crs=BNG
+        ).to_file(tmp_path / "units.gpkg")
+    return city
+
+
+def test_a_street_along_a_shared_boundary_counts_once(toy, tmp_path):
+    # 500 m exactly on the edge between U1 and U2: the first unit gets it, nobody twice
+    city = _toy_variant(toy, tmp_path, streets=[shapely.LineString([(1000, 200), (1000, 700)])])
+    build(city, tmp_path / "out")
+    units = pyogrio.read_dataframe(tmp_path / "out/public/diagnosis.gpkg", layer="units")
+    np.testing.assert_allclose(units["streets_length_m"], [500, 0, 0], atol=1e-6)
+    for name in ("hex", "hex_r9"):
+        hexes = pyogrio.read_dataframe(tmp_path / "out/public/diagnosis.gpkg", layer=name)
+        assert hexes["streets_length_m"].sum() == pytest.approx(500, abs=1e-6)
+
+
+def test_a_street_along_an_h3_edge_counts_once(toy, tmp_path):
+    import h3
+
+    hexes = _layer(toy, "hex")
+    cell = hexes.loc[hexes["area_share"] == 1].iloc[0]
+    ring = np.asarray(cell.geometry.exterior.coords)
+    edge = shapely.LineString(ring[:2])  # an edge of a hexagon inside the units
+    assert h3.is_valid_cell(cell["h3"])
+    street = shapely.affinity.translate(edge, -X0, -Y0)
+    city = _toy_variant(toy, tmp_path, streets=[street])
+    build(city, tmp_path / "out")
+    for name in ("units", "hex", "hex_r9"):
+        layer = pyogrio.read_dataframe(tmp_path / "out/public/diagnosis.gpkg", layer=name)
+        assert layer["streets_length_m"].sum() == pytest.approx(edge.length, rel=1e-6)
+
+
+def test_lines_are_measured_inside_the_study_area_only(toy, tmp_path):
+    gpd.GeoDataFrame(geometry=_shift([shapely.box(0, 0, 1500, 1000)]), crs=BNG).to_file(
+        tmp_path / "study.gpkg"
+    )
+    text = CITY.replace("[units]", '[study_area]\npath = "study.gpkg"\n[units]')
+    city = _toy_variant(toy, tmp_path, text=text)
+    build(city, tmp_path / "out")
+    units = pyogrio.read_dataframe(tmp_path / "out/public/diagnosis.gpkg", layer="units")
+    np.testing.assert_allclose(units["streets_length_m"], [500, 500, 0], atol=1e-6)
+    np.testing.assert_allclose(units["parks_area_m2"], [70_000, 0, 0], atol=1e-6)
+
+
+def test_overlapping_units_are_refused(toy, tmp_path):
+    units = [shapely.box(0, 0, 1200, 1000), shapely.box(800, 0, 2000, 1000)]
+    city = _toy_variant(toy, tmp_path, units=units)
+    with pytest.raises(ProblemsError, match="the admin units overlap"):
+        validate(city)
+
+
+def test_an_empty_layer_is_a_problem_unless_allowed(toy, tmp_path):
+    city = _toy_variant(toy, tmp_path)
+    (tmp_path / "crimes.csv").write_text("x,y,month,category,weight\n")
+    with pytest.raises(ProblemsError, match="the source has no record"):
+        validate(city)
+    city.write_text(CITY.replace('kind = "crimes"', 'kind = "crimes"\nmay_be_empty = true'))
+    assert validate(city).layers[0].read == 0
+
+
+def test_output_names_that_clash_are_refused(toy, tmp_path):
+    from geo_usm.errors import CityFileError
+
+    text = CITY.replace("[layers.streets]", "[layers.street]").replace(
+        "[layers.parks]", "[layers.public_space]"
+    )
+    city = _toy_variant(toy, tmp_path, text=text)
+    with pytest.raises(CityFileError) as err:
+        validate(city)
+    assert "'street_length_m' would be written by the total of kind 'streets'" in str(err.value)
+    assert "'public_space_area_m2'" in str(err.value)
+
+
+def test_cleaned_values_counted_once_among_accepted_records(toy, tmp_path):
+    text = CITY.replace('weight = "weight"', 'weight = "weight"\nvictim_sex = "sex"')
+    city = _toy_variant(toy, tmp_path, text=text)
+    rows = [
+        "x,y,month,category,weight,sex",
+        f"{X0 + 100},{Y0 + 100},2024-01,Burglary,-3,trans woman (J. Smith)",  # kept
+        f"{X0 + 200},{Y0 + 100},2024-01,Burglary,1.5,f",  # kept
+        f"{X0 + 9000},{Y0 + 100},2024-01,Burglary,-3,nonsense",  # rejected: outside
+    ]
+    (tmp_path / "crimes.csv").write_text("\n".join(rows) + "\n")
+    result = build(city, tmp_path / "out")
+    cleaned = result.layers[0].cleaned
+    assert cleaned == {
+        "weight": {"value out of range [0.0, None] ('weight')": 1},
+        "victim_sex": {"not recognised as a sex: recorded as 'unknown' ('sex')": 1},
+    }
+    public = (tmp_path / "out" / "public" / "manifest.json").read_text()
+    assert "Smith" not in public and "trans woman" not in public
+    units = pyogrio.read_dataframe(tmp_path / "out/public/diagnosis.gpkg", layer="units")
+    assert units["crimes_weight_sum"].tolist()[0] == pytest.approx(2.5)  # cleaned -> default 1
