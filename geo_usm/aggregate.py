@@ -254,8 +254,11 @@ def aggregate(
     )
     expected: dict[str, tuple[float, dict[str, float]]] = {}
     unit_parts = subdivide(unit_grid.geometry, threads=threads)
+    region_parts = subdivide(np.asarray([region]), threads=threads)[0]
     for rec in layers:
-        per_grid, independent = _contributions(rec, grids, unit_grid, unit_parts, region, result)
+        per_grid, independent = _contributions(
+            rec, grids, unit_grid, unit_parts, region_parts, result
+        )
         months = _months(rec)
         variables = _layer_variables(rec)
         declared = layer_variable_names(rec.name, rec.kind, set(rec.config.columns))
@@ -331,13 +334,14 @@ def _contributions(
     grids: list[Grid],
     unit_grid: Grid,
     unit_parts: tuple[np.ndarray, np.ndarray],
-    region: shapely.Geometry,
+    region: np.ndarray,
     result: Aggregates,
 ) -> tuple[dict[str, _Contribution], float | None]:
     """Where a layer's records land on every grid, and its total measured independently.
 
     The independent total of a line or polygon layer is its length or footprint area inside
-    ``region`` (the admin units within the study area), computed without the units.
+    ``region`` (pieces of the union of the admin units within the study area), computed
+    without the units.
     """
     geom_kind = rec.kind.geometry
     if geom_kind in ("point", "raster"):
@@ -357,7 +361,7 @@ def _contributions(
     piece_unit = owner[p_idx].astype(np.int64)
     piece_record: np.ndarray | None = clipped_record
     if line:
-        expected = float(measure(_clip_pairs(rec.geometry, np.asarray([region]))[0]).sum())
+        expected = float(measure(_clip_pairs(rec.geometry, region, lines=True)[0]).sum())
         everything = float(measure(rec.geometry).sum())
         if everything - expected > RTOL * everything:
             share = (everything - expected) / everything
@@ -368,8 +372,8 @@ def _contributions(
     else:  # footprint: overlapping polygons counted once
         pieces, piece_unit = _dissolve(pieces, piece_unit)
         piece_record = None
-        footprint = shapely.union_all(rec.geometry)
-        expected = float(measure(shapely.intersection(footprint, region)))
+        footprint = np.asarray([shapely.union_all(rec.geometry)])
+        expected = float(measure(_clip_pairs(footprint, region)[0]).sum())
     out = {unit_grid.name: _Contribution(piece_unit, measure(pieces), piece_record)}
     for g in grids:
         if g.cells is None:

@@ -18,6 +18,7 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -721,6 +722,34 @@ def layer_problems(report: LayerReport, config: LayerConfig) -> list[str]:
     return problems
 
 
+def _report(
+    name: str,
+    kind: LayerKind,
+    cfg: LayerConfig,
+    path: Path,
+    *,
+    read: int,
+    accepted: int,
+    rejects_by_reason: dict[str, int],
+    notes: list[str],
+    cleaned: dict[str, dict[str, int]] | None = None,
+) -> LayerReport:
+    return LayerReport(
+        name=name,
+        kind=kind.kind,
+        path=str(cfg.path),
+        sha256=file_sha256(path),
+        read=read,
+        accepted=accepted,
+        rejected=read - accepted,
+        rejects_by_reason=rejects_by_reason,
+        cleaned=cleaned or {},
+        notes=notes,
+        synthetic=cfg.synthetic,
+        attribution=cfg.attribution,
+    )
+
+
 def _reason_counts(rejects: pd.DataFrame) -> dict[str, int]:
     if rejects.empty:
         return {}
@@ -763,19 +792,16 @@ def _ingest_vector(
     if unit is not None:
         accepted["unit_id"] = frame.units["unit_id"].to_numpy()[unit]
         accepted["h3"] = cells_to_strings(cells[frame.resolutions[0]])
-    report = LayerReport(
-        name=name,
-        kind=kind.kind,
-        path=str(cfg.path),
-        sha256=file_sha256(path),
+    report = _report(
+        name,
+        kind,
+        cfg,
+        path,
         read=raw.n_read,
         accepted=len(accepted),
-        rejected=len(rejects),
         rejects_by_reason=_reason_counts(rejects),
         cleaned=parsed.cleaned(),
         notes=parsed.notes,
-        synthetic=cfg.synthetic,
-        attribution=cfg.attribution,
     )
     return Records(name, kind, cfg, report, accepted, geometry, rejects, unit, cells)
 
@@ -798,21 +824,18 @@ def _ingest_raster(
             PIXEL_OUTSIDE_UNITS: int((where.inside & (where.unit < 0)).sum()),
         }
     )
-    report = LayerReport(
-        name=name,
-        kind=kind.kind,
-        path=str(cfg.path),
-        sha256=file_sha256(path),
+    report = _report(
+        name,
+        kind,
+        cfg,
+        path,
         read=pixels.n_pixels,
         accepted=int(keep.sum()),
-        rejected=pixels.n_pixels - int(keep.sum()),
         rejects_by_reason={k: v for k, v in reasons.items() if v},
         notes=[
             "raster pixels are counted, not listed in the rejects layer; each pixel is "
             "assigned by its centre"
         ],
-        synthetic=cfg.synthetic,
-        attribution=cfg.attribution,
     )
     cells = {r: c[keep] for r, c in where.cells.items()}
     return Records(
