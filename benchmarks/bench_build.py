@@ -8,6 +8,9 @@ Cities (real open data, see each SOURCES.md / sample_data/README.md):
 - ``camden_detailed``: the same with the borough outline (the study area) densified to 1 m
   vertices, about 70,000 of them (the effect of a detailed boundary: a build's grids must not
   slow down with it);
+- ``camden_wards_detailed``: Camden's 20 wards with their outlines and the borough's densified
+  to 1 m vertices (about 100,000), the crimes, H3 10 and 9: a small city with very detailed
+  boundaries and point data, the case of issue 5's held-out 21-unit city;
 - ``trafford``: the Trafford sample;
 - ``greater_manchester``: all of Greater Manchester, 1,673 LSOAs, 125k crimes in two files, H3
   10, 9 and 8, read from ``../shared/data`` beside the checkout (skipped when absent).
@@ -44,7 +47,13 @@ ROOT = HERE.parent
 SAMPLES = ROOT / "sample_data"
 GM = HERE / "cities" / "greater_manchester" / "city.toml"
 #: Targets (seconds) of whole builds on the 2-core reference machine (issue 5).
-TARGETS = {"camden": 3.0, "camden_detailed": 3.0, "trafford": 3.0, "greater_manchester": 10.0}
+TARGETS = {
+    "camden": 3.0,
+    "camden_detailed": 3.0,
+    "camden_wards_detailed": 3.0,
+    "trafford": 3.0,
+    "greater_manchester": 10.0,
+}
 DEFAULT_JSON = HERE / "results" / "build.json"
 
 
@@ -61,6 +70,48 @@ def camden_detailed(workdir: Path) -> Path:
     metric = gdf.to_crs(27700)
     metric["geometry"] = shapely.segmentize(metric.geometry.values, 1.0)
     pyogrio.write_dataframe(metric.to_crs(gdf.crs), path, layer=layer, driver="GPKG")
+    return dst / "city.toml"
+
+
+WARDS_CITY = """
+name = "Camden wards (boundaries densified to 1 m)"
+crs = "EPSG:27700"
+h3_resolutions = [10, 9]
+[study_area]
+path = "data/camden_boundaries.gpkg"
+layer = "borough"
+[units]
+path = "data/camden_boundaries.gpkg"
+layer = "wards_2022"
+id = "{ward_id}"
+[layers.crimes]
+kind = "crimes"
+path = "data/camden_crime_2019_06.csv"
+[layers.crimes.columns]
+lon = "longitude"
+lat = "latitude"
+month = "month"
+category = "category"
+record_id = "crime_id"
+"""
+
+
+def camden_wards_detailed(workdir: Path) -> Path:
+    """Write a city of Camden's wards whose outlines (and the borough's) have 1 m vertices."""
+    dst = workdir / "camden_wards_detailed"
+    (dst / "data").mkdir(parents=True)
+    shutil.copy(SAMPLES / "camden" / "data" / "camden_crime_2019_06.csv", dst / "data")
+    src = SAMPLES / "camden" / "data" / "camden_boundaries.gpkg"
+    out = dst / "data" / "camden_boundaries.gpkg"
+    ward_id = ""
+    for layer in ("borough", "wards_2022"):
+        gdf = pyogrio.read_dataframe(src, layer=layer)
+        metric = gdf.to_crs(27700)
+        metric["geometry"] = shapely.segmentize(metric.geometry.values, 1.0)
+        pyogrio.write_dataframe(metric.to_crs(gdf.crs), out, layer=layer, driver="GPKG")
+        if layer == "wards_2022":
+            ward_id = next(str(c) for c in gdf.columns if str(c).lower().endswith("cd"))
+    (dst / "city.toml").write_text(WARDS_CITY.replace("{ward_id}", ward_id))
     return dst / "city.toml"
 
 
@@ -97,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--cities",
-        default="camden,camden_detailed,trafford,greater_manchester",
+        default="camden,camden_detailed,camden_wards_detailed,trafford,greater_manchester",
         help="comma-separated cities to build",
     )
     parser.add_argument("--repeat", type=int, default=3, help="builds per city (median kept)")
@@ -113,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         files = {
             "camden": SAMPLES / "camden" / "city.toml",
             "camden_detailed": camden_detailed(work),
+            "camden_wards_detailed": camden_wards_detailed(work),
             "trafford": SAMPLES / "trafford" / "city.toml",
             "greater_manchester": GM,
         }

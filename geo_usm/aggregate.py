@@ -33,7 +33,7 @@ import shapely
 
 from geo_usm.assign import cell_positions, count_by
 from geo_usm.catalog import Column, layer_variable_names
-from geo_usm.grids import subdivide
+from geo_usm.grids import pairwise_intersection, subdivide
 from geo_usm.ingest import Records
 
 #: Name of the whole-span period.
@@ -257,7 +257,7 @@ def aggregate(
     region_parts = subdivide(np.asarray([region]), threads=threads)[0]
     for rec in layers:
         per_grid, independent = _contributions(
-            rec, grids, unit_grid, unit_parts, region_parts, result
+            rec, grids, unit_grid, unit_parts, region_parts, result, threads
         )
         months = _months(rec)
         variables = _layer_variables(rec)
@@ -336,6 +336,7 @@ def _contributions(
     unit_parts: tuple[np.ndarray, np.ndarray],
     region: np.ndarray,
     result: Aggregates,
+    threads: int | None,
 ) -> tuple[dict[str, _Contribution], float | None]:
     """Where a layer's records land on every grid, and its total measured independently.
 
@@ -357,11 +358,12 @@ def _contributions(
     line = geom_kind == "line"
     measure = shapely.length if line else shapely.area
     parts, owner = unit_parts
-    pieces, clipped_record, p_idx = _clip_pairs(rec.geometry, parts, lines=line)
+    pieces, clipped_record, p_idx = _clip_pairs(rec.geometry, parts, lines=line, threads=threads)
     piece_unit = owner[p_idx].astype(np.int64)
     piece_record: np.ndarray | None = clipped_record
     if line:
-        expected = float(measure(_clip_pairs(rec.geometry, region, lines=True)[0]).sum())
+        clipped = _clip_pairs(rec.geometry, region, lines=True, threads=threads)[0]
+        expected = float(measure(clipped).sum())
         everything = float(measure(rec.geometry).sum())
         if everything - expected > RTOL * everything:
             share = (everything - expected) / everything
@@ -373,19 +375,19 @@ def _contributions(
         pieces, piece_unit = _dissolve(pieces, piece_unit)
         piece_record = None
         footprint = np.asarray([shapely.union_all(rec.geometry)])
-        expected = float(measure(_clip_pairs(footprint, region)[0]).sum())
+        expected = float(measure(_clip_pairs(footprint, region, threads=threads)[0]).sum())
     out = {unit_grid.name: _Contribution(piece_unit, measure(pieces), piece_record)}
     for g in grids:
         if g.cells is None:
             continue
-        cut, p_idx, h_idx = _clip_pairs(pieces, g.geometry, lines=line)
+        cut, p_idx, h_idx = _clip_pairs(pieces, g.geometry, lines=line, threads=threads)
         record = None if piece_record is None else piece_record[p_idx]
         out[g.name] = _Contribution(h_idx, measure(cut), record)
     return out, expected
 
 
 def _clip_pairs(
-    geoms: np.ndarray, polygons: np.ndarray, *, lines: bool = False
+    geoms: np.ndarray, polygons: np.ndarray, *, lines: bool = False, threads: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return the non-empty intersections of geometries and polygons, with both indices.
 
@@ -405,22 +407,27 @@ def _clip_pairs(
     g_idx, p_idx = g_idx[hit].astype(np.int64), p_idx[hit].astype(np.int64)
     cut = geoms[g_idx].copy()
     cross = np.flatnonzero(~shapely.contains_properly(polygons[p_idx], geoms[g_idx]))
-    cut[cross] = shapely.intersection(geoms[g_idx[cross]], polygons[p_idx[cross]])
+    cut[cross] = pairwise_intersection(geoms[g_idx[cross]], polygons[p_idx[cross]], threads)
     if lines and len(cross):
-        _claim_shared_edges(cut, g_idx, p_idx, cross, shapely.boundary(polygons))
+        _claim_shared_edges(cut, g_idx, p_idx, cross, shapely.boundary(polygons), threads)
     keep = ~shapely.is_empty(cut)
     return cut[keep], g_idx[keep], p_idx[keep]
 
 
 def _claim_shared_edges(
-    cut: np.ndarray, g_idx: np.ndarray, p_idx: np.ndarray, cross: np.ndarray, outlines: np.ndarray
+    cut: np.ndarray,
+    g_idx: np.ndarray,
+    p_idx: np.ndarray,
+    cross: np.ndarray,
+    outlines: np.ndarray,
+    threads: int | None,
 ) -> None:
     """Give each stretch of line lying on polygon outlines to the first polygon only (in place).
 
     Only pieces with a stretch of positive length on their polygon's outline are touched: a
     Python loop over those few, in the order (geometry, polygon).
     """
-    on_edge = shapely.intersection(cut[cross], outlines[p_idx[cross]])
+    on_edge = pairwise_intersection(cut[cross], outlines[p_idx[cross]], threads)
     rows = cross[shapely.length(on_edge) > 0]
     if not len(rows):
         return

@@ -312,8 +312,9 @@ def ring_pieces(rings: Rings, max_vertices: int = MAX_PIECE_VERTICES) -> Rings:
 # polygons cut into small valid pieces
 
 
-def _intersection(a: np.ndarray, b: np.ndarray, threads: int) -> np.ndarray:
+def pairwise_intersection(a: np.ndarray, b: np.ndarray, threads: int | None = None) -> np.ndarray:
     """Return the pairwise intersection of two equal-length geometry arrays, in threads."""
+    threads = _threads(threads)
 
     def run(s: slice) -> np.ndarray:
         return np.asarray(shapely.intersection(a[s], b[s]))
@@ -371,7 +372,7 @@ def subdivide(
             xmax + pad,
             ymax + pad,
         )
-        halves = _intersection(
+        halves = pairwise_intersection(
             np.concatenate([parts, parts]), np.concatenate([low, high]), n_threads
         )
         parts, idx = shapely.get_parts(halves, return_index=True)
