@@ -17,15 +17,18 @@ holds only sums, and intensive values (means) are ratios of two of them, compute
 views. Extensive quantities are checked to be conserved: for each variable and period, the total
 over every grid is the same (and, for counts, equals the accepted records).
 
-Line and polygon quantities are clipped to the admin units first, then to hexagons, so that
-hexagon totals equal unit totals; the share of a line or polygon outside every unit is reported.
+Line and polygon quantities are clipped to the admin units within the study area first, then
+to hexagons, so that hexagon totals equal unit totals; a stretch of line along a shared edge
+counts for one feature only. Points and pixels are checked against the accepted records
+themselves, lines and polygons against a clip to the whole region made without the units; the
+share of a line layer outside the region is reported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 
 import numpy as np
 import pandas as pd
@@ -206,8 +209,8 @@ _Amount = Callable[[_Contribution], np.ndarray | None]
 
 def aggregate(
     records: Iterable[Records],
-    grids: list[Grid],
     unit_grid: Grid,
+    hex_grids: list[Grid],
     kinds_order: list[str],
     kind_fields: dict[str, str],
     region: shapely.Geometry,
@@ -219,11 +222,11 @@ def aggregate(
     ----------
     records
         The accepted records of each input layer.
-    grids
-        All grids, the units first.
     unit_grid
         The admin-unit grid (records carry their unit position; lines and polygons are clipped
         to its geometry, the units within the study area, first).
+    hex_grids
+        The H3 grids, one per resolution.
     kinds_order
         Kinds whose totals are published even when the city has no layer of them (their
         columns are then NULL with a reason), in output order.
@@ -246,6 +249,7 @@ def aggregate(
 
     """
     layers = list(records)
+    grids = [unit_grid, *hex_grids]
     result = Aggregates(
         grids={g.name: g for g in grids},
         variables={},
@@ -253,12 +257,10 @@ def aggregate(
         monthly={g.name: {} for g in grids},
     )
     expected: dict[str, tuple[float, dict[str, float]]] = {}
-    unit_parts = subdivide(unit_grid.geometry, threads=threads)
-    region_parts = subdivide(np.asarray([region]), threads=threads)[0]
+    clippers = _Clippers(unit_grid, region, threads)
+    per_layer: dict[str, Variable] = {}
     for rec in layers:
-        per_grid, independent = _contributions(
-            rec, grids, unit_grid, unit_parts, region_parts, result, threads
-        )
+        per_grid, reference = _contributions(rec, unit_grid, hex_grids, clippers, result)
         months = _months(rec)
         variables = _layer_variables(rec)
         declared = layer_variable_names(rec.name, rec.kind, set(rec.config.columns))
@@ -266,46 +268,52 @@ def aggregate(
             msg = f"layer '{rec.name}': variables differ from catalog.layer_variable_names"
             raise RuntimeError(msg)
         for var, amounts in variables:
-            result.variables[var.name] = var
+            per_layer[var.name] = var
             if not var.column.extensive or var.numerator is not None:
                 continue
-            total: float | None = None
-            by_month: dict[str, float] = {}
             for gname, contrib in per_grid.items():
-                n = len(result.grids[gname].ids)
-                weights = amounts(contrib)
-                valid = np.ones(len(contrib.position), dtype=bool)
-                if weights is not None:
-                    valid = np.isfinite(weights)
-                    weights = weights[valid]
-                pos = contrib.position[valid]
-                result.values[gname][var.name] = count_by(pos, n, weights)
-                if months is not None and contrib.record is not None:
-                    codes, labels = months
-                    rec_codes = codes[contrib.record[valid]]
-                    table = count_by(pos * len(labels) + rec_codes, n * len(labels), weights)
-                    result.monthly[gname][var.name] = (labels, table.reshape(n, len(labels)))
-                if total is None:
-                    total = float(result.values[gname][var.name].sum())
-                    if months is not None and var.name in result.monthly[gname]:
-                        labels, table = result.monthly[gname][var.name]
-                        by_month = dict(zip(labels, table.sum(axis=0).tolist(), strict=True))
-            if independent is not None and var.name == _primary_variable(rec):
-                total = independent  # length or footprint inside the region, without units
-            if var.name == f"count_{rec.name}":  # independent of every grid
-                total = float(rec.report.accepted)
-                if months is not None:
-                    codes, labels = months
-                    by_month = dict(
-                        zip(labels, np.bincount(codes, minlength=len(labels)).tolist(), strict=True)
-                    )
-            expected[var.name] = (total or 0.0, by_month)
-    per_layer = dict(result.variables)
-    result.variables = {}
+                values, monthly = _accumulate(
+                    contrib, amounts, len(result.grids[gname].ids), months
+                )
+                result.values[gname][var.name] = values
+                if monthly is not None:
+                    result.monthly[gname][var.name] = monthly
+            expected[var.name] = _expected(reference, amounts, months)
     _kind_totals(layers, result, kinds_order, kind_fields, expected)
-    result.variables.update(per_layer)  # the kinds' totals first: the same in every city
+    result.variables.update(per_layer)  # after the kinds' totals: those come first everywhere
     _check_conservation(result, expected)
     return result
+
+
+def _accumulate(
+    contrib: _Contribution,
+    amounts: _Amount,
+    n: int,
+    months: tuple[np.ndarray, list[str]] | None,
+) -> tuple[np.ndarray, tuple[list[str], np.ndarray] | None]:
+    """Sum a variable's contributions per feature, and per feature and month."""
+    weights = amounts(contrib)
+    pos = contrib.position
+    if weights is not None:
+        valid = np.isfinite(weights)
+        weights, pos = weights[valid], pos[valid]
+    values = count_by(pos, n, weights)
+    if months is None or contrib.record is None:
+        return values, None
+    codes, labels = months
+    record = contrib.record if weights is None else contrib.record[valid]
+    table = count_by(pos * len(labels) + codes[record], n * len(labels), weights)
+    return values, (labels, table.reshape(n, len(labels)))
+
+
+def _expected(
+    reference: _Contribution, amounts: _Amount, months: tuple[np.ndarray, list[str]] | None
+) -> tuple[float, dict[str, float]]:
+    """Return the total a variable must have on every grid, whole span and per month."""
+    total, monthly = _accumulate(reference, amounts, 1, months)
+    if monthly is None:
+        return float(total[0]), {}
+    return float(total[0]), dict(zip(monthly[0], monthly[1][0].tolist(), strict=True))
 
 
 def _months(rec: Records) -> tuple[np.ndarray, list[str]] | None:
@@ -330,43 +338,37 @@ def _months(rec: Records) -> tuple[np.ndarray, list[str]] | None:
 
 
 def _contributions(
-    rec: Records,
-    grids: list[Grid],
-    unit_grid: Grid,
-    unit_parts: tuple[np.ndarray, np.ndarray],
-    region: np.ndarray,
-    result: Aggregates,
-    threads: int | None,
-) -> tuple[dict[str, _Contribution], float | None]:
-    """Where a layer's records land on every grid, and its total measured independently.
+    rec: Records, unit_grid: Grid, hex_grids: list[Grid], clippers: _Clippers, result: Aggregates
+) -> tuple[dict[str, _Contribution], _Contribution]:
+    """Where a layer's records land on every grid, and the reference the grids must match.
 
-    The independent total of a line or polygon layer is its length or footprint area inside
-    ``region`` (pieces of the union of the admin units within the study area), computed
-    without the units.
+    The reference puts everything in one bucket without any grid: the accepted points or
+    pixels themselves, or a line layer's pieces inside the region (the union of the admin
+    units within the study area) and a polygon layer's footprint there.
     """
     geom_kind = rec.kind.geometry
     if geom_kind in ("point", "raster"):
         assert rec.unit is not None
-        out = {unit_grid.name: _Contribution(rec.unit, None, np.arange(len(rec.unit)))}
-        for g in grids:
-            if g.cells is not None:
-                assert g.resolution is not None
-                pos = cell_positions(rec.cells[g.resolution], g.cells)
-                out[g.name] = _Contribution(pos, None, np.arange(len(pos)))
-        return out, None
+        n = len(rec.unit)
+        out = {unit_grid.name: _Contribution(rec.unit, None, np.arange(n))}
+        for g in hex_grids:
+            assert g.cells is not None and g.resolution is not None
+            pos = cell_positions(rec.cells[g.resolution], g.cells)
+            out[g.name] = _Contribution(pos, None, np.arange(n))
+        return out, _Contribution(np.zeros(n, dtype=np.int64), None, np.arange(n))
     assert rec.geometry is not None
     line = geom_kind == "line"
     measure = shapely.length if line else shapely.area
-    parts, owner = unit_parts
-    pieces, clipped_record, p_idx = _clip_pairs(rec.geometry, parts, lines=line, threads=threads)
-    piece_unit = owner[p_idx].astype(np.int64)
+    pieces, clipped_record, p_idx = clippers.units.clip(rec.geometry, lines=line)
+    piece_unit = clippers.unit_owner[p_idx].astype(np.int64)
     piece_record: np.ndarray | None = clipped_record
     if line:
-        clipped = _clip_pairs(rec.geometry, region, lines=True, threads=threads)[0]
-        expected = float(measure(clipped).sum())
+        inside, inside_record, _ = clippers.region.clip(rec.geometry, lines=True)
+        lengths = measure(inside)
+        reference = _Contribution(np.zeros(len(inside), dtype=np.int64), lengths, inside_record)
         everything = float(measure(rec.geometry).sum())
-        if everything - expected > RTOL * everything:
-            share = (everything - expected) / everything
+        if everything - lengths.sum() > RTOL * everything:
+            share = (everything - lengths.sum()) / everything
             result.notes.setdefault(rec.name, []).append(
                 f"{share:.1%} of the length lies outside the admin units within the study "
                 "area and is not counted"
@@ -374,44 +376,92 @@ def _contributions(
     else:  # footprint: overlapping polygons counted once
         pieces, piece_unit = _dissolve(pieces, piece_unit)
         piece_record = None
-        footprint = np.asarray([shapely.union_all(rec.geometry)])
-        expected = float(measure(_clip_pairs(footprint, region, threads=threads)[0]).sum())
+        footprint = clippers.region.clip(np.asarray([shapely.union_all(rec.geometry)]))[0]
+        reference = _Contribution(
+            np.zeros(1, dtype=np.int64), np.asarray([measure(footprint).sum()])
+        )
     out = {unit_grid.name: _Contribution(piece_unit, measure(pieces), piece_record)}
-    for g in grids:
-        if g.cells is None:
-            continue
-        cut, p_idx, h_idx = _clip_pairs(pieces, g.geometry, lines=line, threads=threads)
+    for g in hex_grids:
+        cut, p_idx, h_idx = clippers.grid(g).clip(pieces, lines=line)
         record = None if piece_record is None else piece_record[p_idx]
         out[g.name] = _Contribution(h_idx, measure(cut), record)
-    return out, expected
+    return out, reference
 
 
-def _clip_pairs(
-    geoms: np.ndarray, polygons: np.ndarray, *, lines: bool = False, threads: int | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return the non-empty intersections of geometries and polygons, with both indices.
+class _Clipper:
+    """Clips geometries to a fixed set of polygons, prepared once for every layer."""
 
-    Candidate pairs come from a bounding-box query and are filtered with fast tests against
-    the prepared polygons: a geometry properly inside a polygon is its own piece, and only
-    the geometries crossing an edge are intersected (measured 3-5x faster than intersecting
-    every candidate pair on Camden's streets).
+    def __init__(self, polygons: np.ndarray, threads: int | None):
+        self.polygons = shapely.from_wkb(shapely.to_wkb(polygons))  # a private copy to prepare
+        shapely.prepare(self.polygons)
+        self.tree = shapely.STRtree(self.polygons)
+        self.outlines = shapely.boundary(self.polygons)
+        self.threads = threads
 
-    With ``lines``, a stretch of line lying exactly on an edge shared by two polygons (a street
-    along a boundary) would be in both intersections: it is given to the polygon listed first
-    only, as points on shared edges are, so that every metre is counted once.
-    """
-    polygons = shapely.from_wkb(shapely.to_wkb(polygons))  # a private copy to prepare
-    shapely.prepare(polygons)
-    g_idx, p_idx = shapely.STRtree(polygons).query(geoms)
-    hit = shapely.intersects(polygons[p_idx], geoms[g_idx])
-    g_idx, p_idx = g_idx[hit].astype(np.int64), p_idx[hit].astype(np.int64)
-    cut = geoms[g_idx].copy()
-    cross = np.flatnonzero(~shapely.contains_properly(polygons[p_idx], geoms[g_idx]))
-    cut[cross] = pairwise_intersection(geoms[g_idx[cross]], polygons[p_idx[cross]], threads)
-    if lines and len(cross):
-        _claim_shared_edges(cut, g_idx, p_idx, cross, shapely.boundary(polygons), threads)
-    keep = ~shapely.is_empty(cut)
-    return cut[keep], g_idx[keep], p_idx[keep]
+    def clip(
+        self, geoms: np.ndarray, *, lines: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return the non-empty intersections of geometries and polygons, with both indices.
+
+        Candidate pairs come from a bounding-box query and are filtered with fast tests
+        against the prepared polygons: a geometry properly inside a polygon is its own piece,
+        and only the geometries crossing an edge are intersected (measured 3-5x faster than
+        intersecting every candidate pair on Camden's streets).
+
+        With ``lines``, a stretch of line lying exactly on an edge shared by two polygons (a
+        street along a boundary) would be in both intersections: it is given to the polygon
+        listed first only, as points on shared edges are, so that every metre counts once.
+        """
+        polygons = self.polygons
+        g_idx, p_idx = self.tree.query(geoms)
+        hit = shapely.intersects(polygons[p_idx], geoms[g_idx])
+        g_idx, p_idx = g_idx[hit].astype(np.int64), p_idx[hit].astype(np.int64)
+        cut = geoms[g_idx].copy()
+        cross = np.flatnonzero(~shapely.contains_properly(polygons[p_idx], geoms[g_idx]))
+        cut[cross] = pairwise_intersection(
+            geoms[g_idx[cross]], polygons[p_idx[cross]], self.threads
+        )
+        if lines and len(cross):
+            _claim_shared_edges(cut, g_idx, p_idx, cross, self.outlines, self.threads)
+        keep = ~shapely.is_empty(cut)
+        return cut[keep], g_idx[keep], p_idx[keep]
+
+
+class _Clippers:
+    """The clippers of a build, made on first use: unit pieces, region pieces, each hex grid."""
+
+    def __init__(self, unit_grid: Grid, region: shapely.Geometry, threads: int | None):
+        self._unit_grid = unit_grid
+        self._region = region
+        self._threads = threads
+        self._grids: dict[str, _Clipper] = {}
+
+    @cached_property
+    def _unit_parts(self) -> tuple[np.ndarray, np.ndarray]:
+        return subdivide(self._unit_grid.geometry, threads=self._threads)
+
+    @cached_property
+    def units(self) -> _Clipper:
+        """Pieces of the units within the study area (see :attr:`unit_owner`)."""
+        return _Clipper(self._unit_parts[0], self._threads)
+
+    @property
+    def unit_owner(self) -> np.ndarray:
+        """The unit position of each piece of :attr:`units`."""
+        return self._unit_parts[1]
+
+    @cached_property
+    def region(self) -> _Clipper:
+        """Pieces of the region, the reference of the independent totals."""
+        return _Clipper(
+            subdivide(np.asarray([self._region]), threads=self._threads)[0], self._threads
+        )
+
+    def grid(self, g: Grid) -> _Clipper:
+        """Return the clipper of one hexagon grid."""
+        if g.name not in self._grids:
+            self._grids[g.name] = _Clipper(g.geometry, self._threads)
+        return self._grids[g.name]
 
 
 def _claim_shared_edges(
@@ -428,15 +478,14 @@ def _claim_shared_edges(
     Python loop over those few, in the order (geometry, polygon).
     """
     on_edge = pairwise_intersection(cut[cross], outlines[p_idx[cross]], threads)
-    rows = cross[shapely.length(on_edge) > 0]
+    along = shapely.length(on_edge) > 0
+    rows, edges = cross[along], on_edge[along]
     if not len(rows):
         return
-    edges = dict(zip(cross.tolist(), on_edge, strict=True))
     interior = shapely.difference(cut[rows], outlines[p_idx[rows]])
     claimed: dict[int, shapely.Geometry] = {}
     for k in np.lexsort((p_idx[rows], g_idx[rows])):
-        row, g = int(rows[k]), int(g_idx[rows[k]])
-        edge = edges[row]
+        row, g, edge = int(rows[k]), int(g_idx[rows[k]]), edges[k]
         taken = claimed.get(g)
         own = edge if taken is None else shapely.difference(edge, taken)
         claimed[g] = edge if taken is None else shapely.union(taken, edge)

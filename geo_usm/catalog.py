@@ -253,7 +253,8 @@ AGGREGATES_COLUMNS = (
     Column(
         name="value",
         type="float",
-        description="Its value; a missing row is 0 where the variable exists.",
+        description="Its value. A missing row is 0 where the variable exists, except for a "
+        "raster: a feature with no '<layer>_pixels' row has no data there.",
         extensive=True,
     ),
 )

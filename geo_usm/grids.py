@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -74,7 +73,6 @@ SAMPLE_EDGE_SHARE = 0.25
 M_PER_DEG_MAX = 112_000.0
 
 _T = TypeVar("_T")
-_LOCAL = threading.local()
 
 
 def _threads(threads: int | None) -> int:

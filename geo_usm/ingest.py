@@ -168,6 +168,16 @@ class ParsedLayer:
         reasons[mask & pd.isna(reasons)] = reason
         return mask
 
+    def invalid(self, fname: str, spec: FieldSpec, mask: np.ndarray, reason: str) -> np.ndarray:
+        """Handle invalid values: reject the record for a required field, else clean the value.
+
+        Returns the mask, to blank the values.
+        """
+        if spec.required:
+            self.reject(mask, reason)
+            return mask
+        return self.clean(fname, mask, reason)
+
     def cleaned(self) -> dict[str, dict[str, int]]:
         """Count the cleaned values of accepted records, per field and reason."""
         ok = self.ok
@@ -552,10 +562,7 @@ def _parse_field(
             ),
         ]
         for mask, reason in problems:
-            if spec.required:
-                parsed.reject(mask, reason)
-            else:
-                values = np.where(parsed.clean(fname, mask, reason), np.nan, values)
+            values = np.where(parsed.invalid(fname, spec, mask, reason), np.nan, values)
         if spec.default is not None:  # missing or cleaned: the kind's default (a weight of 1)
             values = np.where(np.isnan(values), float(spec.default), values)
         cols[fname] = _to_int(values) if spec.type == "integer" else values
@@ -575,11 +582,7 @@ def _parse_field(
         lowered = text.str.lower()
         truthy = lowered.isin(list(_TRUE)).to_numpy()
         falsy = lowered.isin(list(_FALSE)).to_numpy()
-        neither = ~missing & ~truthy & ~falsy
-        if spec.required:
-            parsed.reject(neither, f"not a yes/no value ('{col}')")
-        else:
-            parsed.clean(fname, neither, f"not a yes/no value ('{col}')")
+        parsed.invalid(fname, spec, ~missing & ~truthy & ~falsy, f"not a yes/no value ('{col}')")
         flags = pd.array(truthy, dtype="boolean")
         flags[~truthy & ~falsy] = pd.NA
         cols[fname] = flags

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,8 +219,8 @@ def build(
     with clock.stage("aggregation"):
         aggs = aggregate(
             layers.values(),
-            [unit_grid, *hex_grids],
             unit_grid,
+            hex_grids,
             kinds_order=[k for k, kind in city.kinds.items() if kind.total],
             kind_fields={k: kind.total for k, kind in city.kinds.items() if kind.total},
             region=frame.region,
@@ -264,7 +264,6 @@ def build(
     except BaseException:
         store.discard(stage)
         raise
-    manifest["stages"] = {k: round(v, 3) for k, v in clock.stages.items()}
     return Result(
         city,
         frame.crs,
@@ -280,7 +279,7 @@ def build(
     )
 
 
-def _record_cells(layers: Any, res: int) -> np.ndarray:
+def _record_cells(layers: Iterable[Records], res: int) -> np.ndarray:
     """Cells holding accepted points or pixels: the cover must include them."""
     parts = [r.cells[res] for r in layers if r.cells]
     return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.uint64)

@@ -13,6 +13,8 @@ millimetre of where they were once drawn as straight lines in lon/lat.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -81,21 +83,12 @@ class SpatialFrame:
         self.resolutions = list(resolutions)
         self.units = units.sort_values("unit_id", kind="stable").reset_index(drop=True)
         self.units["area_m2"] = shapely.area(self.units.geometry.values)
-        union = shapely.union_all(self.units.geometry.values)
+        self._union = shapely.union_all(self.units.geometry.values)
         #: Area counted twice where units overlap (0 for a clean partition).
-        self.units_overlap_m2 = max(float(self.units["area_m2"].sum() - union.area), 0.0)
+        self.units_overlap_m2 = max(float(self.units["area_m2"].sum() - self._union.area), 0.0)
         self.study_area_is_units = study_area is None
-        self.study_area = union if study_area is None else study_area
+        self.study_area = self._union if study_area is None else study_area
         self._study_pool = PreparedPool(np.asarray([self.study_area]))
-        units_geoms = np.asarray(self.units.geometry.values)
-        if study_area is None:
-            #: The units within the study area: where lines and polygons are measured.
-            self.units_in_study_area = units_geoms
-            #: Their union.
-            self.region = union
-        else:
-            self.units_in_study_area = shapely.intersection(units_geoms, study_area)
-            self.region = shapely.intersection(union, study_area)
         to_wgs = transformer(crs, WGS84)
         units_wgs = transform(
             shapely.segmentize(np.asarray(self.units.geometry.values), DENSIFY_M), to_wgs
@@ -107,6 +100,19 @@ class SpatialFrame:
         self.study_index = (
             None if self.study_area_is_units else PolygonIndex(np.asarray([self.study_wgs]))
         )
+
+    @cached_property
+    def units_in_study_area(self) -> np.ndarray:
+        """The units clipped to the study area: where lines and polygons are measured."""
+        geoms = np.asarray(self.units.geometry.values)
+        return geoms if self.study_area_is_units else shapely.intersection(geoms, self.study_area)
+
+    @cached_property
+    def region(self) -> shapely.Geometry:
+        """The union of the units within the study area."""
+        if self.study_area_is_units:
+            return self._union
+        return shapely.intersection(self._union, self.study_area)
 
     def in_study_area(self, geoms: np.ndarray) -> np.ndarray:
         """Return whether each geometry (working CRS) intersects the study area; thread-safe."""
