@@ -82,3 +82,35 @@ def test_manifest_artefact_hashes(camden_result):
         path = camden_result.output / art["path"]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == art["sha256"]
         assert path.stat().st_size == art["bytes"]
+
+
+def test_camden_lengths_and_areas_match_geopandas_overlay(camden_result):
+    """Real data, independent computation: clip with geopandas, compare per unit."""
+    import geopandas as gpd
+    import numpy as np
+    import shapely
+
+    out = camden_result.output
+    city = camden_result.city.config
+    units = pyogrio.read_dataframe(out / "public" / "diagnosis.gpkg", layer="units")
+    borough = pyogrio.read_dataframe(
+        camden_result.city.resolve(city.study_area.path), layer=city.study_area.layer
+    ).to_crs(units.crs)
+    region = gpd.GeoDataFrame(
+        {"unit_id": units["unit_id"]},
+        geometry=shapely.intersection(units.geometry.values, borough.union_all()),
+        crs=units.crs,
+    )
+    streets = pyogrio.read_dataframe(out / "private" / "records.gpkg", layer="streets")
+    clipped = gpd.overlay(streets[["geometry"]], region, how="intersection", keep_geom_type=True)
+    expected = clipped.geometry.length.groupby(clipped["unit_id"]).sum()
+    got = units.set_index("unit_id")["streets_length_m"]
+    np.testing.assert_allclose(got.loc[expected.index], expected, rtol=1e-6, atol=1e-3)
+    assert got.drop(expected.index).eq(0).all()
+    parks = pyogrio.read_dataframe(out / "private" / "records.gpkg", layer="osm_parks")
+    footprint = gpd.GeoDataFrame(geometry=[parks.union_all()], crs=parks.crs)
+    cut = gpd.overlay(footprint, region, how="intersection", keep_geom_type=True)
+    expected = cut.geometry.area.groupby(cut["unit_id"]).sum()
+    got = units.set_index("unit_id")["osm_parks_area_m2"]
+    np.testing.assert_allclose(got.loc[expected.index], expected, rtol=1e-6, atol=1e-3)
+    assert got.sum() == pytest.approx(expected.sum(), rel=1e-9)
