@@ -223,13 +223,13 @@ class ParsedLayer:
             }
         )
         if self.raw.malformed:
-            numbers, texts = zip(*self.raw.malformed, strict=True)
+            numbers, texts, why = zip(*self.raw.malformed, strict=True)
             extra = pd.DataFrame(
                 {
                     "layer": self.name,
                     "source_file": self.raw.path.name,
                     "source_row": np.asarray(numbers, dtype=np.int64),
-                    "reason": "wrong number of fields (check the delimiter and quoting)",
+                    "reason": list(why),
                     "original": [json.dumps({"line": t}, ensure_ascii=False) for t in texts],
                 }
             )

@@ -28,6 +28,7 @@ from geo_usm.errors import InputError
 TABULAR = {".csv", ".tsv", ".txt", ".tab"}
 EXCEL = {".xlsx", ".xlsm", ".xls"}
 PARQUET = {".parquet", ".geoparquet"}
+WRONG_FIELD_COUNT = "wrong number of fields (check the delimiter and quoting)"
 #: Column defaults for a GTFS stops.txt read as a ``transit`` layer.
 GTFS_STOPS_COLUMNS = {
     "lon": "stop_lon",
@@ -53,7 +54,8 @@ class RawTable:
     crs : pyproj.CRS or None
         The CRS the source declares, if any.
     malformed : list of tuple
-        ``(record_number, raw_text)`` of tabular rows with the wrong number of fields.
+        ``(record_number, raw_text, reason)`` of tabular records that cannot be split into
+        fields (wrong number of fields, unbalanced quote...).
     default_columns : dict
         Column mapping implied by the format (GTFS), overridden by the city file.
     record_numbers : numpy.ndarray or None
@@ -66,7 +68,7 @@ class RawTable:
     frame: pd.DataFrame
     geometry: np.ndarray | None = None
     crs: CRS | None = None
-    malformed: list[tuple[int, str]] = field(default_factory=list)
+    malformed: list[tuple[int, str, str]] = field(default_factory=list)
     default_columns: dict[str, str] = field(default_factory=dict)
     record_numbers: np.ndarray | None = None
 
@@ -201,7 +203,7 @@ def _read_text_table(
 
 def _read_text_table_slow(
     text: str, sep: str
-) -> tuple[pd.DataFrame, np.ndarray, list[tuple[int, str]]]:
+) -> tuple[pd.DataFrame, np.ndarray, list[tuple[int, str, str]]]:
     """Split a table with ragged rows, keeping the well-formed rows and reporting the rest.
 
     Only used when the fast C parser refuses the file (a row with too many fields); each record
@@ -212,7 +214,7 @@ def _read_text_table_slow(
     header = next(reader)
     good: list[list[str]] = []
     good_numbers: list[int] = []
-    bad: list[tuple[int, str]] = []
+    bad: list[tuple[int, str, str]] = []
     record = 0
     for row in reader:
         if not row:
@@ -222,7 +224,7 @@ def _read_text_table_slow(
             good.append(row + [""] * (len(header) - len(row)))
             good_numbers.append(record)
         else:
-            bad.append((record, sep.join(row)))
+            bad.append((record, sep.join(row), WRONG_FIELD_COUNT))
     frame = pd.DataFrame(good, columns=header, dtype=str)
     return frame, np.asarray(good_numbers, dtype=np.int64), bad
 

@@ -35,7 +35,7 @@ def test_ragged_rows_are_reported_not_dropped(tmp_path):
     raw = read_source(p)
     assert raw.n_read == 4
     assert raw.numbers.tolist() == [1, 3]
-    assert [n for n, _ in raw.malformed] == [2, 4]
+    assert [n for n, _, _ in raw.malformed] == [2, 4]
 
 
 def test_tsv_excel_geojson_parquet_gtfs(tmp_path):
