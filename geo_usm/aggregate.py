@@ -38,6 +38,7 @@ from geo_usm.assign import cell_positions, count_by
 from geo_usm.catalog import Column, layer_variable_names
 from geo_usm.grids import pairwise_intersection, subdivide
 from geo_usm.ingest import Records
+from geo_usm.schema import COUNT_KEY
 
 #: Name of the whole-span period.
 ALL = "all"
@@ -136,7 +137,10 @@ class Aggregates:
         return pd.DataFrame(out, index=pd.RangeIndex(n))
 
     def _column(self, grid: str, var: Variable, n: int) -> object:
-        if var.column.null_reason is not None:
+        stored = self.values[grid]
+        needed = [var.numerator, var.denominator] if var.numerator else [var.name]
+        if var.column.null_reason is not None or any(v not in stored for v in needed):
+            # no source, or none on this grid (a layer located by unit code has no hexagons)
             data = np.full(n, np.nan)
         elif var.numerator is not None:
             assert var.denominator is not None
@@ -351,7 +355,7 @@ def _contributions(
         assert rec.unit is not None
         n = len(rec.unit)
         out = {unit_grid.name: _Contribution(rec.unit, None, np.arange(n))}
-        for g in hex_grids:
+        for g in hex_grids if rec.cells else ():  # no cells: located by unit code only
             assert g.cells is not None and g.resolution is not None
             pos = cell_positions(rec.cells[g.resolution], g.cells)
             out[g.name] = _Contribution(pos, None, np.arange(n))
@@ -508,15 +512,26 @@ def _layer_variables(rec: Records) -> list[tuple[Variable, _Amount]]:
     name, kind, src = rec.name, rec.kind, (rec.name,)
     out: list[tuple[Variable, _Amount]] = []
     if kind.geometry == "point":
+        counted = rec.table is not None and "count" in rec.config.columns
+        description = f"Number of accepted {kind.title.lower()} records of layer '{name}'"
+        if counted:
+            description += " (the sum of its count column)"
+        if not rec.cells:
+            description += "; NULL on hexagons: the layer is located by admin-unit code"
         col = Column(
             name=f"count_{name}",
             type="integer",
             unit="count",
-            description=f"Number of accepted {kind.title.lower()} records of layer '{name}'.",
+            description=description + ".",
             extensive=True,
             sources=src,
         )
-        out.append((Variable(col, integer=True), _ones))
+        if counted:
+            assert rec.table is not None
+            counts = rec.table[COUNT_KEY].to_numpy(dtype=float, na_value=np.nan)
+            out.append((Variable(col, integer=True), _field(counts)))
+        else:
+            out.append((Variable(col, integer=True), _ones))
         mapped = rec.config.columns
         for fname, spec in kind.fields.items():
             if spec.aggregate is None or fname not in mapped or spec.sensitive:
@@ -681,6 +696,7 @@ def _kind_totals(
         geometry = example.kind.geometry if example else "point"
         unit = {"point": "count", "line": "m", "polygon": "m2"}.get(geometry, "")
         null_reason = None
+        by_code = [r.name for r in members if r.kind.geometry == "point" and not r.cells]
         if example is None:
             null_reason = f"no layer of kind '{kind}' in this city"
         elif not members:
@@ -693,7 +709,13 @@ def _kind_totals(
             unit=unit,
             description=f"{measure.get(geometry, 'Total of')} {title} in the feature, over the "
             "layers of the kind counted in totals"
-            + (f"; NULL: {null_reason}" if null_reason else "."),
+            + (f"; NULL: {null_reason}" if null_reason else "")
+            + (
+                f"; NULL on hexagons: layer(s) {', '.join(by_code)} are located by unit code"
+                if by_code
+                else ""
+            )
+            + ".",
             extensive=True,
             sources=tuple(r.name for r in members),
             null_reason=null_reason,
@@ -705,6 +727,8 @@ def _kind_totals(
         by_month: dict[str, float] = {}
         for gname, grid in result.grids.items():
             n = len(grid.ids)
+            if any(v not in result.values[gname] for v in member_vars):
+                continue  # a member has no data on this grid: the total is unknown there
             result.values[gname][total_name] = sum(
                 (result.values[gname][v] for v in member_vars), start=np.zeros(n)
             )
@@ -735,6 +759,8 @@ def _check_conservation(
     for vname, (total, by_month) in expected.items():
         exact = result.variables[vname].integer
         for gname in result.grids:
+            if vname not in result.values[gname]:
+                continue  # no data on this grid (unit-coded layers on hexagons)
             got = float(result.values[gname][vname].sum())
             _compare(vname, gname, ALL, got, total, exact=exact)
             if vname in result.monthly[gname]:

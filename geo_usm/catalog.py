@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from geo_usm._model import Strict
-from geo_usm.schema import LayerKind
+from geo_usm.schema import COUNT_KEY, LayerKind
 
 Access = Literal["public", "analyst", "custodian"]
 #: Roles in increasing order of what they may read.
@@ -325,6 +325,16 @@ def record_columns(kind: LayerKind) -> tuple[Column, ...]:
     if kind.temporal:
         cols.append(Column(name="datetime", type="datetime", description="Date and time."))
         cols.append(Column(name="month", type="string", description="Month, YYYY-MM."))
+    if kind.count_field:
+        cols.append(
+            Column(
+                name=COUNT_KEY,
+                type="integer",
+                unit="count",
+                description="Number of records the row stands for: 1, or the layer's count "
+                "column (a table of counts per unit).",
+            )
+        )
     for fname, spec in kind.fields.items():
         cols.append(
             Column(

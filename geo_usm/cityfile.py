@@ -6,19 +6,28 @@ relative to the file itself. Unknown keys are errors naming the key and the file
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
-from geo_usm._model import NAME_RE, Strict, format_validation_errors
+from geo_usm._model import NAME_RE, StrictInput, format_validation_errors
 from geo_usm.catalog import GRID_COLUMN_NAMES, layer_variable_names
-from geo_usm.errors import CityFileError
-from geo_usm.schema import LOCATION_KEYS, LayerKind, load_kinds
+from geo_usm.errors import CityFileError, GeoUsmError
+from geo_usm.filters import parse_filter
+from geo_usm.schema import COUNT_KEY, LOCATION_KEYS, LayerKind, load_kinds
 
 #: Output layer names a city's layers may not take.
 RESERVED_NAMES = frozenset({"hex", "units", "crosswalk", "rejects", "study_area", "aggregates"})
@@ -35,8 +44,15 @@ def _check_crs(value: str | None) -> str | None:
     return value
 
 
-class FormatOptions(Strict):
-    """How to parse a tabular source (CSV/TSV/Excel) and its values."""
+#: A path written in the city file (relative to the file).
+FilePath = Annotated[Path, Field(strict=False)]
+_YEAR = ("%Y", "%y", "%G")
+_MONTH = ("%m", "%b", "%B", "%j", "%U", "%W", "%V")
+_DAY = ("%d", "%j", "%a", "%A", "%u", "%w")
+
+
+class FormatOptions(StrictInput):
+    """How to parse a source and its values."""
 
     delimiter: str | None = Field(default=None, description="field separator; sniffed if absent")
     decimal: str = Field(default=".", description="decimal separator of numbers, '.' or ','")
@@ -46,7 +62,16 @@ class FormatOptions(Strict):
     datetime_format: str | None = Field(default=None, description="strftime format of datetime")
     month_format: str = Field(default="%Y-%m", description="strftime format of the month column")
     dayfirst: bool = Field(default=False, description="read 01/02/2020 as 1 February")
-    where: str | None = Field(default=None, description="OGR SQL filter for vector sources")
+    date_range: list[Annotated[dt.date, Field(strict=False)]] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=2,
+        description="earliest and latest plausible date; default 1900-01-01 to one year after "
+        "the build",
+    )
+    where: str | None = Field(
+        default=None, description="row filter (an SQL WHERE subset) for every format"
+    )
 
     @field_validator("decimal")
     @classmethod
@@ -56,13 +81,149 @@ class FormatOptions(Strict):
             raise ValueError(msg)
         return v
 
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, v: str | None) -> str | None:
+        if v is not None and (len(v) != 1 or v in '"\r\n'):
+            msg = "delimiter must be one character (not a quote or newline), e.g. ';' or '\\t'"
+            raise ValueError(msg)
+        return v
 
-class SourceRef(Strict):
-    """A vector file (and layer) with its own geometry."""
+    @field_validator("month_format")
+    @classmethod
+    def _month_format(cls, v: str) -> str:
+        if not any(d in v for d in _YEAR) or not any(d in v for d in _MONTH):
+            msg = (
+                f"month_format '{v}' must contain a year (%Y or %y) and a month (%m, %b or %B); "
+                "without a year every record would fall in 1900 (split dates: map "
+                "columns.month = { year = ..., month = ... })"
+            )
+            raise ValueError(msg)
+        return v
 
-    path: Path
+    @field_validator("datetime_format")
+    @classmethod
+    def _datetime_format(cls, v: str | None) -> str | None:
+        if v is not None and not (
+            any(d in v for d in _YEAR) and any(d in v for d in _MONTH) and any(d in v for d in _DAY)
+        ):
+            msg = (
+                f"datetime_format '{v}' must contain a year, a month and a day (e.g. "
+                "'%d/%m/%Y %H:%M'); for dates split over columns map columns.datetime = "
+                "{ year = ..., month = ..., day = ... }"
+            )
+            raise ValueError(msg)
+        return v
+
+    @field_validator("date_range")
+    @classmethod
+    def _range(cls, v: list[dt.date] | None) -> list[dt.date] | None:
+        if v is not None and not (dt.date(1678, 1, 1) < v[0] < v[1] < dt.date(2262, 1, 1)):
+            msg = "date_range must be [earliest, latest] with 1678 < earliest < latest < 2262"
+            raise ValueError(msg)
+        return v
+
+
+class ColumnValue(StrictInput):
+    """A value the file does not carry: the same for every record (``{ value = ... }``)."""
+
+    value: str | int | float | bool
+
+
+class DateParts(StrictInput):
+    """A date built from several columns.
+
+    Either year, month, day, hour, minute, second (from the year down), or a date column plus
+    a time column.
+    """
+
+    date: str | None = None
+    time: str | None = None
+    year: str | None = None
+    month: str | None = None
+    day: str | None = None
+    hour: str | None = None
+    minute: str | None = None
+    second: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> DateParts:
+        parts = [self.year, self.month, self.day, self.hour, self.minute, self.second]
+        if self.date is not None:
+            if any(p is not None for p in parts):
+                msg = "map either date (and time) or year/month/day/hour/minute/second"
+                raise ValueError(msg)
+            return self
+        if self.time is not None:
+            raise ValueError("time needs a date column ('date')")
+        if self.year is None or self.month is None:
+            raise ValueError("a date from parts needs at least 'year' and 'month'")
+        given = [p is not None for p in parts]
+        if given != sorted(given, reverse=True):
+            msg = "date parts must be given from the year down without gaps (year, month, day...)"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        """The source columns read."""
+        return [c for c in self.model_dump().values() if c is not None]
+
+
+def _mapping_tag(value: Any) -> str:
+    if isinstance(value, dict):
+        return "#value" if "value" in value else "#parts"
+    if isinstance(value, ColumnValue):
+        return "#value"
+    return "#parts" if isinstance(value, DateParts) else "#column"
+
+
+#: One entry of a layer's column mapping: a source column name, a constant, or date parts.
+ColumnMapping = Annotated[
+    Annotated[str, Tag("#column")]
+    | Annotated[ColumnValue, Tag("#value")]
+    | Annotated[DateParts, Tag("#parts")],
+    Discriminator(_mapping_tag),
+]
+
+
+class Placeholders(StrictInput):
+    """Locations a source uses for "location not known": their records are rejected."""
+
+    points: list[list[float]] = Field(
+        default_factory=list,
+        description="[x, y] (or [lon, lat]) in the layer's coordinates, e.g. [[-0.1, 51.5]]",
+    )
+    tolerance_m: float = Field(default=1.0, ge=0, le=1000, description="match distance (m)")
+    column: str | None = Field(default=None, description="a column whose values mark them")
+    values: list[str] = Field(default_factory=list, description="values of that column")
+
+    @model_validator(mode="after")
+    def _check(self) -> Placeholders:
+        if any(len(p) != 2 for p in self.points):
+            raise ValueError("placeholders.points must be [x, y] pairs")
+        if (self.column is None) != (not self.values):
+            raise ValueError("placeholders: give both 'column' and 'values', or neither")
+        return self
+
+
+class SourceRef(StrictInput):
+    """A boundary file (and layer); a table with a WKT column names it and its CRS."""
+
+    path: FilePath
     layer: str | None = None
+    member: str | None = Field(default=None, description="file inside a .zip archive")
+    wkt: str | None = Field(default=None, description="column holding WKT geometry")
+    crs: str | None = Field(default=None, description="CRS of the WKT column")
     attribution: str = ""
+
+    _crs = field_validator("crs")(classmethod(lambda cls, v: _check_crs(v)))
+
+    @model_validator(mode="after")
+    def _wkt(self) -> SourceRef:
+        if self.wkt is not None and self.crs is None:
+            raise ValueError("a WKT geometry column needs 'crs' (e.g. 'EPSG:27700')")
+        return self
 
 
 class UnitsConfig(SourceRef):
@@ -73,18 +234,19 @@ class UnitsConfig(SourceRef):
     population: str | None = None
 
 
-class LayerConfig(Strict):
+class LayerConfig(StrictInput):
     """One input layer of the city."""
 
     kind: str
-    path: Path
+    path: FilePath
     layer: str | None = None
+    member: str | None = Field(default=None, description="file inside a .zip archive")
     crs: str | None = Field(default=None, description="CRS of x/y or WKT columns (or of the file)")
     attribution: str = ""
     synthetic: bool = Field(default=False, description="true for generated demonstration data")
     categories: list[str] | None = None
     format: FormatOptions = Field(default_factory=FormatOptions)
-    columns: dict[str, str] = Field(default_factory=dict)
+    columns: dict[str, ColumnMapping] = Field(default_factory=dict)
     in_totals: bool = Field(
         default=True,
         description="add this layer to its kind's total (crime_count...); false for a layer "
@@ -104,6 +266,14 @@ class LayerConfig(Strict):
         "refused (a wrong date format, a wrong column); spatial reasons and the categories "
         "filter do not count",
     )
+    placeholders: Placeholders | None = None
+    snap_m: float = Field(
+        default=0.0,
+        ge=0,
+        le=1000,
+        description="points outside the units by at most this many metres are assigned to the "
+        "nearest unit (0: off)",
+    )
 
     _crs = field_validator("crs")(classmethod(lambda cls, v: _check_crs(v)))
 
@@ -116,23 +286,43 @@ class LayerConfig(Strict):
             raise ValueError("columns: map both 'lon' and 'lat'")
         if has_xy and not ("x" in cols and "y" in cols):
             raise ValueError("columns: map both 'x' and 'y'")
-        if sum([has_lonlat, has_xy, "wkt" in cols]) > 1:
-            raise ValueError("columns: map only one of lon/lat, x/y or wkt")
+        if sum([has_lonlat, has_xy, "wkt" in cols, "unit_code" in cols]) > 1:
+            raise ValueError("columns: map only one of lon/lat, x/y, wkt or unit_code")
         if has_xy and self.crs is None:
             raise ValueError("x/y columns need 'crs' (the CRS of the coordinates, e.g. EPSG:27700)")
         if "datetime" in cols and "month" in cols:
             raise ValueError("columns: map either 'datetime' or 'month', not both")
+        for key, value in cols.items():
+            if isinstance(value, DateParts) and key not in ("datetime", "month"):
+                raise ValueError(f"columns.{key}: date parts are only for 'datetime' or 'month'")
+            if isinstance(value, ColumnValue) and key in (*LOCATION_KEYS, COUNT_KEY):
+                raise ValueError(f"columns.{key}: a location or count cannot be a constant")
+        month = cols.get("month")
+        if isinstance(month, DateParts) and (month.day or month.date):
+            raise ValueError("columns.month: map only year and month (a day makes a datetime)")
+        if self.placeholders is not None and "unit_code" in cols and self.placeholders.points:
+            raise ValueError("placeholders.points need coordinates; this layer has unit codes")
         return self
 
+    def source_column(self, key: str) -> str | None:
+        """Return the source column mapped to ``key`` (``None`` for constants and parts)."""
+        value = self.columns.get(key)
+        return value if isinstance(value, str) else None
 
-class CityConfig(Strict):
+
+class CityConfig(StrictInput):
     """A whole city file."""
 
     name: str
     crs: str | None = None
     h3_resolutions: list[int] = Field(default_factory=lambda: [9], min_length=1)
+    max_cells: int = Field(
+        default=2_000_000,
+        ge=1,
+        description="largest number of H3 cells a build may cover (all resolutions together)",
+    )
     attribution: str = ""
-    kinds_dir: Path | None = Field(default=None, description="directory of custom layer kinds")
+    kinds_dir: FilePath | None = Field(default=None, description="directory of custom layer kinds")
     study_area: SourceRef | None = None
     units: UnitsConfig
     layers: dict[str, LayerConfig] = Field(default_factory=dict)
@@ -146,23 +336,6 @@ class CityConfig(Strict):
             raise ValueError("H3 resolutions must be between 0 and 15")
         if len(set(v)) != len(v):
             raise ValueError("H3 resolutions must not repeat")
-        return v
-
-    @field_validator("layers")
-    @classmethod
-    def _names(cls, v: dict[str, LayerConfig]) -> dict[str, LayerConfig]:
-        bad = [
-            name
-            for name in v
-            if not NAME_RE.match(name) or name in RESERVED_NAMES or name.startswith("hex_r")
-        ]
-        if bad:
-            msg = "; ".join(
-                f"layer name '{b}' must be lower_snake_case and not one of "
-                f"{sorted(RESERVED_NAMES)} or hex_r<N>"
-                for b in bad
-            )
-            raise ValueError(msg)
         return v
 
 
@@ -199,7 +372,7 @@ class City:
 
 
 def load_city(path: str | Path) -> City:
-    """Read and check a city file.
+    """Read and check a city file, reporting every problem it has at once.
 
     Parameters
     ----------
@@ -213,52 +386,100 @@ def load_city(path: str | Path) -> City:
     Raises
     ------
     CityFileError
-        If the file is missing, is not TOML, has unknown or missing keys, names an unknown layer
-        kind, or maps a column that the kind does not define.
+        If the file is missing, is not TOML, has unknown, missing or mistyped keys, names an
+        unknown layer kind, maps a column that the kind does not define, or two sources would
+        write the same output column. Every problem found is listed.
 
     """
     path = Path(path)
-    if not path.is_file():
-        raise CityFileError("city file not found", path=path, hint="check the path")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        reason = "city file not found" if not path.exists() else f"cannot read: {exc.strerror}"
+        raise CityFileError(reason, path=path, hint="check the path") from None
     try:
         data: dict[str, Any] = tomllib.loads(raw.decode("utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise CityFileError(f"not valid TOML: {exc}", path=path) from None
+    problems: list[str] = []
+    config: CityConfig | None = None
     try:
         config = CityConfig.model_validate(data)
     except ValidationError as exc:
-        problems = format_validation_errors(exc)
-        raise CityFileError(
-            "; ".join(problems), path=path, hint="see 'Describe your own city' in the README"
-        ) from None
-    extra = (path.parent / config.kinds_dir,) if config.kinds_dir else ()
-    kinds = load_kinds(tuple(p.resolve() for p in extra))
-    problems = []
-    for name, layer in config.layers.items():
-        if layer.kind not in kinds:
-            problems.append(
-                f"layers.{name}.kind: unknown kind '{layer.kind}' "
-                f"(known: {', '.join(sorted(kinds))}; declare custom kinds in a kinds_dir)"
-            )
-            continue
-        kind = kinds[layer.kind]
-        allowed = set(kind.fields) | set(LOCATION_KEYS)
-        if kind.temporal:
-            allowed |= {"datetime", "month"}
-        for key in layer.columns:
-            if key not in allowed:
-                problems.append(
-                    f"layers.{name}.columns: unknown key '{key}' for kind '{layer.kind}' "
-                    f"(allowed: {', '.join(sorted(allowed))})"
-                )
-        if layer.categories is not None and "category" not in kind.fields:
-            problems.append(f"layers.{name}.categories: kind '{layer.kind}' has no category field")
-    if not problems:
+        problems += format_validation_errors(exc)
+    kinds_dir = data.get("kinds_dir")
+    kinds: dict[str, LayerKind] = {}
+    try:
+        extra = (path.parent / kinds_dir,) if isinstance(kinds_dir, str) else ()
+        kinds = load_kinds(tuple(p.resolve() for p in extra))
+    except GeoUsmError as exc:
+        problems.append(str(exc))
+    layers = data.get("layers")
+    if isinstance(layers, dict) and kinds:
+        for name, layer in layers.items():
+            problems += _layer_problems(str(name), layer, kinds)
+    if config is not None and not problems:
         problems += _name_clashes(config, kinds)
     if problems:
-        raise CityFileError("; ".join(problems), path=path)
+        problems = list(dict.fromkeys(problems))
+        raise CityFileError(
+            "; ".join(problems) if len(problems) == 1 else _listing(problems),
+            path=path,
+            hint="see 'Describe your own city' in the README",
+        )
+    assert config is not None
     return City(path.resolve(), config, kinds, hashlib.sha256(raw).hexdigest())
+
+
+def _listing(problems: list[str]) -> str:
+    return f"{len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems)
+
+
+def _layer_problems(name: str, layer: Any, kinds: dict[str, LayerKind]) -> list[str]:
+    """Check one raw layer entry against the kinds (works when the rest of the file is bad)."""
+    problems = []
+    if not NAME_RE.match(name) or name in RESERVED_NAMES or name.startswith("hex_r"):
+        problems.append(
+            f"layers.{name}: layer name '{name}' must be lower_snake_case and not one of "
+            f"{sorted(RESERVED_NAMES)} or hex_r<N>"
+        )
+    if not isinstance(layer, dict):
+        return problems
+    kind_name = layer.get("kind")
+    if not isinstance(kind_name, str):
+        return problems
+    if kind_name not in kinds:
+        problems.append(
+            f"layers.{name}.kind: unknown kind '{kind_name}' "
+            f"(known: {', '.join(sorted(kinds))}; declare custom kinds in a kinds_dir)"
+        )
+        return problems
+    kind = kinds[kind_name]
+    allowed = set(kind.fields) | set(LOCATION_KEYS)
+    if kind.temporal:
+        allowed |= {"datetime", "month"}
+    if kind.count_field:
+        allowed.add(COUNT_KEY)
+    columns = layer.get("columns")
+    for key in columns if isinstance(columns, dict) else ():
+        if key not in allowed:
+            problems.append(
+                f"layers.{name}.columns: unknown key '{key}' for kind '{kind_name}' "
+                f"(allowed: {', '.join(sorted(allowed))})"
+            )
+    if isinstance(columns, dict) and "unit_code" in columns and kind.geometry != "point":
+        problems.append(
+            f"layers.{name}.columns.unit_code: only point kinds can be located by unit code"
+        )
+    if layer.get("categories") is not None and "category" not in kind.fields:
+        problems.append(f"layers.{name}.categories: kind '{kind_name}' has no category field")
+    where = layer.get("format", {}).get("where") if isinstance(layer.get("format"), dict) else None
+    if isinstance(where, str):
+        try:
+            parse_filter(where)
+        except GeoUsmError as exc:
+            problems.append(f"layers.{name}.format.where: {exc.message}")
+    return problems
 
 
 def _name_clashes(config: CityConfig, kinds: dict[str, LayerKind]) -> list[str]:

@@ -14,6 +14,7 @@ field and reason in the layer's report.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections import Counter
@@ -26,11 +27,12 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from geo_usm.cityfile import City, LayerConfig
+from geo_usm.cityfile import City, ColumnMapping, ColumnValue, DateParts, LayerConfig
 from geo_usm.errors import InputError
-from geo_usm.geo import WGS84, cells_to_strings, to_crs, transformer
+from geo_usm.filters import parse_filter
+from geo_usm.geo import WGS84, cells_to_strings, point_cells, to_crs, transformer
 from geo_usm.io import RawTable, file_sha256, read_raster, read_source
-from geo_usm.schema import SEX_VALUES, FieldSpec, LayerKind
+from geo_usm.schema import COUNT_KEY, SEX_VALUES, FieldSpec, LayerKind
 
 if TYPE_CHECKING:
     from geo_usm.units import SpatialFrame
@@ -38,6 +40,17 @@ if TYPE_CHECKING:
 OUTSIDE_STUDY_AREA = "outside the study area"
 OUTSIDE_UNITS = "inside the study area but in no admin unit (gap in the units layer)"
 CATEGORY_FILTER = "category not in the configured list (layers.*.categories)"
+PLACEHOLDER = "placeholder location (layers.*.placeholders)"
+NO_UNIT_CODE = "unit code matches no admin unit"
+#: Smallest number and share of a layer's points on one exact coordinate that is reported as a
+#: possible placeholder location ("location not known").
+PLACEHOLDER_MIN_RECORDS = 20
+PLACEHOLDER_MIN_SHARE = 0.05
+#: Default plausible dates: from 1900 to one year after the build.
+EARLIEST_DATE = dt.date(1900, 1, 1)
+#: A UTC offset after a time of day ("22:15Z", "22:15:00+01:00"), not the day of "2024-03-03".
+_OFFSET = r"(\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?)\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+_MONTH_NAMES = r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b"
 #: Reasons that say where a record is or what the city chose to keep, not that it is broken.
 NODATA_PIXEL = "nodata pixel"
 PIXEL_OUTSIDE_STUDY_AREA = "pixel centre " + OUTSIDE_STUDY_AREA
@@ -49,6 +62,7 @@ SELECTION_REASONS = (
     NODATA_PIXEL,
     PIXEL_OUTSIDE_STUDY_AREA,
     PIXEL_OUTSIDE_UNITS,
+    PLACEHOLDER,
 )
 
 _SEX_ALIASES = {
@@ -144,6 +158,10 @@ class ParsedLayer:
         ``None`` for records still accepted, else the reason for rejecting it.
     notes : list of str
         Things the user should know that did not reject a record.
+    cleaned_reasons : dict
+        Per field, why each record's value was cleaned to NULL (``None``: kept).
+    codes : numpy.ndarray or None
+        The admin-unit code of each record of a layer located by unit code.
 
     """
 
@@ -157,6 +175,7 @@ class ParsedLayer:
     reasons: np.ndarray
     notes: list[str] = field(default_factory=list)
     cleaned_reasons: dict[str, np.ndarray] = field(default_factory=dict)
+    codes: np.ndarray | None = None
 
     def clean(self, fname: str, mask: np.ndarray, reason: str) -> np.ndarray:
         """Record why the values in ``mask`` are cleaned to NULL (the first reason wins).
@@ -270,19 +289,64 @@ def _numbers(text: pd.Series, decimal: str) -> tuple[np.ndarray, np.ndarray]:
     return values, bad
 
 
-def _source(raw: RawTable, mapping: dict[str, str], key: str, name: str) -> pd.Series | None:
+Mapping = dict[str, ColumnMapping]
+
+
+def _label(mapping: Mapping, key: str) -> str:
+    """Return how a mapped key is named in messages: its column(s), or 'constant'."""
+    value = mapping[key]
+    if isinstance(value, str):
+        return value
+    if isinstance(value, ColumnValue):
+        return "constant from the city file"
+    return "+".join(value.columns)
+
+
+def _column(raw: RawTable, col: str, key: str, name: str) -> pd.Series:
+    """Return a source column, or say which columns the file has and what to fix."""
+    if col in raw.frame.columns:
+        return raw.frame[col]
+    names = [str(c) for c in raw.frame.columns]
+    shown = ", ".join(n if len(n) <= 40 else n[:37] + "..." for n in names[:15])
+    if len(names) > 15:
+        shown += f" ... ({len(names)} columns)"
+    hint = f"fix layers.{name}.columns.{key} in the city file"
+    if len(names) == 1:
+        other = next((d for d in (";", ",", "\t", "|") if d in names[0]), None)
+        if other is not None:
+            hint = (
+                f"the header was read as one column containing {other!r}: set "
+                f"layers.{name}.format.delimiter = {other!r}"
+            )
+    raise InputError(
+        f"layer '{name}': column '{col}' (mapped to '{key}') is not in the file; "
+        f"columns are: {shown[:400]}",
+        path=raw.path,
+        hint=hint,
+    )
+
+
+def _source(raw: RawTable, mapping: Mapping, key: str, name: str) -> pd.Series | None:
+    """Return the text of a mapped key: a source column, or a constant repeated."""
     col = mapping.get(key)
     if col is None:
         return None
-    if col not in raw.frame.columns:
-        sample = ", ".join(map(str, list(raw.frame.columns)[:15]))
-        raise InputError(
-            f"layer '{name}': column '{col}' (mapped to '{key}') is not in the file; "
-            f"columns are: {sample}",
-            path=raw.path,
-            hint=f"fix layers.{name}.columns.{key} in the city file",
-        )
-    return raw.frame[col]
+    if isinstance(col, ColumnValue):
+        value = col.value
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        return pd.Series(text, index=raw.frame.index, dtype=object)
+    assert isinstance(col, str), f"{key}: date parts are read by _parse_time"
+    return _column(raw, col, key, name)
+
+
+def _check_columns(raw: RawTable, mapping: Mapping, name: str) -> None:
+    """Fail on the first mapped column the file does not have, before any parsing."""
+    for key, col in mapping.items():
+        if isinstance(col, str):
+            _column(raw, col, key, name)
+        elif isinstance(col, DateParts):
+            for part in col.columns:
+                _column(raw, part, key, name)
 
 
 def parse_layer(
@@ -313,7 +377,7 @@ def parse_layer(
         If a mapped column is absent, or no CRS is known for the locations.
 
     """
-    mapping = {**raw.default_columns, **config.columns}
+    mapping: Mapping = {**raw.default_columns, **config.columns}
     fmt = config.format
     na_values = set(fmt.na_values)
     n = len(raw.frame)
@@ -331,11 +395,14 @@ def parse_layer(
         reasons=reasons,
     )
     # Resolve every mapped column first so that all missing columns are fatal before parsing.
-    for key in mapping:
-        _source(raw, mapping, key, name)
+    _check_columns(raw, mapping, name)
     _parse_location(parsed, mapping, config, working_crs)
+    if kind.geometry == "point":
+        _reject_placeholders(parsed, mapping, config, working_crs)
     if kind.temporal:
         _parse_time(parsed, mapping, config)
+    if kind.count_field:
+        _parse_count(parsed, mapping, config)
     for fname, spec in kind.fields.items():
         _parse_field(parsed, fname, spec, mapping, config, na_values)
     if config.categories is not None and "category" in columns:
@@ -350,9 +417,16 @@ def parse_layer(
 
 
 def _parse_location(
-    parsed: ParsedLayer, mapping: dict[str, str], config: LayerConfig, working_crs: CRS
+    parsed: ParsedLayer, mapping: Mapping, config: LayerConfig, working_crs: CRS
 ) -> None:
     raw, name, geom_kind = parsed.raw, parsed.name, parsed.kind.geometry
+    if "unit_code" in mapping:
+        text = _text(_source(raw, mapping, "unit_code", name), set(config.format.na_values))  # type: ignore[arg-type]
+        parsed.reject(
+            text.isna().to_numpy(), f"missing unit code ('{_label(mapping, 'unit_code')}')"
+        )
+        parsed.codes = text.to_numpy(dtype=object)
+        return
     if "lon" in mapping or "x" in mapping:
         if geom_kind != "point":
             raise InputError(
@@ -369,18 +443,20 @@ def _parse_location(
         x, xbad = _numbers(_text(xs, set(config.format.na_values)), config.format.decimal)
         y, ybad = _numbers(_text(ys, set(config.format.na_values)), config.format.decimal)
         missing = ~np.isfinite(x) & ~xbad | ~np.isfinite(y) & ~ybad
-        parsed.reject(missing, f"missing coordinates ('{mapping[xk]}', '{mapping[yk]}')")
-        parsed.reject(xbad | ybad, f"unparseable coordinates ('{mapping[xk]}', '{mapping[yk]}')")
+        cols = f"'{_label(mapping, xk)}', '{_label(mapping, yk)}'"
+        parsed.reject(missing, f"missing coordinates ({cols})")
+        parsed.reject(xbad | ybad, f"unparseable coordinates ({cols})")
         _set_points(parsed, x, y, src_crs, working_crs)
         return
     if "wkt" in mapping:
         text = _text(_source(raw, mapping, "wkt", name), set(config.format.na_values))  # type: ignore[arg-type]
         geoms = shapely.from_wkt(text.to_numpy(), on_invalid="ignore")
-        parsed.reject(text.isna().to_numpy(), f"missing geometry ('{mapping['wkt']}')")
-        parsed.reject(pd.isna(geoms), f"unparseable WKT ('{mapping['wkt']}')")
+        label = _label(mapping, "wkt")
+        parsed.reject(text.isna().to_numpy(), f"missing geometry ('{label}')")
+        parsed.reject(pd.isna(geoms), f"unparseable WKT ('{label}')")
         if config.crs is None:
             raise InputError(
-                f"layer '{name}': no CRS known for the WKT column '{mapping['wkt']}'",
+                f"layer '{name}': no CRS known for the WKT column '{label}'",
                 path=raw.path,
                 hint=f"set layers.{name}.crs, e.g. 'EPSG:4326'",
             )
@@ -392,7 +468,7 @@ def _parse_location(
         raise InputError(
             f"layer '{name}': the file has no geometry and no location columns are mapped",
             path=raw.path,
-            hint=f"map lon/lat, x/y (with crs) or wkt in layers.{name}.columns",
+            hint=f"map lon/lat, x/y (with crs), wkt or unit_code in layers.{name}.columns",
         )
     src = CRS.from_user_input(config.crs) if config.crs else raw.crs
     if src is None:
@@ -472,57 +548,223 @@ def _set_points(
     parsed.geometry = geoms
 
 
-def _parse_time(parsed: ParsedLayer, mapping: dict[str, str], config: LayerConfig) -> None:
+def _reject_placeholders(
+    parsed: ParsedLayer, mapping: Mapping, config: LayerConfig, working_crs: CRS
+) -> None:
+    """Reject records at the placeholders the city file lists; report suspicious points.
+
+    A point holding an unusual share of the layer is reported as a possible "location not
+    known" that the file does not declare.
+    """
+    spec = config.placeholders
+    if spec is not None and spec.column is not None:
+        text = _column(parsed.raw, spec.column, "placeholders.column", parsed.name)
+        marked = text.astype("string").str.strip().isin(spec.values).to_numpy(dtype=bool)
+        parsed.reject(marked, PLACEHOLDER)
+    if "unit_code" in mapping:
+        return
+    ok = parsed.ok & np.isfinite(parsed.lon)
+    if spec is not None and spec.points and ok.any():
+        if config.crs:
+            src = CRS.from_user_input(config.crs)
+        elif "lon" in mapping or parsed.raw.crs is None:
+            src = WGS84
+        else:
+            src = CRS.from_user_input(parsed.raw.crs)
+        pts = np.asarray(spec.points, dtype=float)
+        where = to_crs(shapely.points(pts[:, 0], pts[:, 1]), src, working_crs)
+        near = np.zeros(len(ok), dtype=bool)
+        near[ok] = shapely.dwithin(
+            parsed.geometry[ok][:, None], where[None, :], spec.tolerance_m
+        ).any(axis=1)
+        parsed.reject(near, PLACEHOLDER)
+    ok = parsed.ok & np.isfinite(parsed.lon)
+    n = int(ok.sum())
+    if n < PLACEHOLDER_MIN_RECORDS:
+        return
+    coords = np.column_stack([parsed.lon[ok], parsed.lat[ok]])
+    points, counts = np.unique(coords, axis=0, return_counts=True)
+    flagged = np.flatnonzero(
+        (counts >= PLACEHOLDER_MIN_RECORDS) & (counts >= PLACEHOLDER_MIN_SHARE * n)
+    )
+    for i in flagged[np.argsort(-counts[flagged])][:5]:
+        parsed.notes.append(
+            f"possible placeholder location: {counts[i]:,} of {n:,} records "
+            f"({counts[i] / n:.0%}) sit on the one point lon {points[i, 0]:.6f}, lat "
+            f"{points[i, 1]:.6f}; if it means 'location not known', list it in "
+            f"layers.{parsed.name}.placeholders.points (in the layer's coordinates)"
+        )
+
+
+def _parse_count(parsed: ParsedLayer, mapping: Mapping, config: LayerConfig) -> None:
+    """Read the number of records each row stands for (1 without a count column)."""
+    n = len(parsed.columns)
+    source = _source(parsed.raw, mapping, COUNT_KEY, parsed.name)
+    if source is None:
+        parsed.columns[COUNT_KEY] = pd.arrays.IntegerArray(
+            np.ones(n, dtype=np.int64), np.zeros(n, dtype=bool)
+        )
+        return
+    label = _label(mapping, COUNT_KEY)
+    text = _text(source, set(config.format.na_values))
+    values, bad = _numbers(text, config.format.decimal)
+    parsed.reject(text.isna().to_numpy(), f"missing count ('{label}')")
+    invalid = bad | np.isfinite(values) & ((values < 0) | (values != np.round(values)))
+    parsed.reject(invalid, f"count is not a whole number >= 0 ('{label}')")
+    parsed.columns[COUNT_KEY] = _to_int(np.where(invalid, np.nan, values))
+
+
+def date_bounds(config: LayerConfig) -> tuple[dt.date, dt.date]:
+    """Return the earliest and latest plausible date of a layer's records."""
+    if config.format.date_range is not None:
+        lo, hi = config.format.date_range
+        return lo, hi
+    today = dt.datetime.now(dt.UTC).date()
+    return EARLIEST_DATE, today.replace(year=today.year + 1, day=min(today.day, 28))
+
+
+def _parse_time(parsed: ParsedLayer, mapping: Mapping, config: LayerConfig) -> None:
     fmt = config.format
     cols = parsed.columns
-    pattern: str | None
-    if "month" in mapping:
-        key, pattern = "month", fmt.month_format
-    elif "datetime" in mapping:
-        key, pattern = "datetime", fmt.datetime_format
-    else:
+    na = set(fmt.na_values)
+    key = "month" if "month" in mapping else "datetime" if "datetime" in mapping else None
+    if key is None:
         cols["datetime"] = pd.Series(pd.NaT, index=cols.index, dtype="datetime64[ns]")
         cols["month"] = pd.Series(None, index=cols.index, dtype=object)
         return
-    text = _text(_source(parsed.raw, mapping, key, parsed.name), set(fmt.na_values))  # type: ignore[arg-type]
-    values = _to_datetime(text, pattern, dayfirst=fmt.dayfirst)
-    missing = text.isna().to_numpy()
-    parsed.reject(missing, f"missing date ('{mapping[key]}')")
-    hint = f" (expected {pattern})" if pattern else ""
-    parsed.reject(~missing & values.isna().to_numpy(), f"unparseable date ('{mapping[key]}'){hint}")
+    spec = mapping[key]
+    label = _label(mapping, key)
+    hint = ""
+    if isinstance(spec, DateParts):
+        values, missing, bad = _from_parts(parsed, spec, fmt.datetime_format, na, fmt.dayfirst)
+    else:
+        pattern = fmt.month_format if key == "month" else fmt.datetime_format
+        text = _text(_source(parsed.raw, mapping, key, parsed.name), na)  # type: ignore[arg-type]
+        values = _to_datetime(
+            text, pattern, dayfirst=fmt.dayfirst, min_parts=2 if key == "month" else 3
+        )
+        missing = text.isna().to_numpy()
+        bad = ~missing & values.isna().to_numpy()
+        hint = f" (expected {pattern})" if pattern else ""
+    parsed.reject(missing, f"missing date ('{label}')")
+    parsed.reject(bad, f"unparseable date ('{label}'){hint}")
+    lo, hi = date_bounds(config)
+    stamps = values.to_numpy(dtype="datetime64[us]")
+    outside = ~np.isnat(stamps) & (
+        (stamps < np.datetime64(lo, "us")) | (stamps >= np.datetime64(hi, "us") + 86_400_000_000)
+    )
+    parsed.reject(
+        outside,
+        f"date outside the plausible range {lo.isoformat()} to {hi.isoformat()} ('{label}'; "
+        f"set layers.{parsed.name}.format.date_range to widen it)",
+    )
+    values = pd.Series(np.where(outside | np.isnat(stamps), np.datetime64("NaT", "us"), stamps))
+    values.index = cols.index
     if key == "month":
         values = values.dt.to_period("M").dt.to_timestamp()
     cols["datetime"] = values.astype("datetime64[ns]")
     cols["month"] = values.dt.strftime("%Y-%m").astype(object).where(values.notna(), None)
 
 
-def _to_datetime(text: pd.Series, pattern: str | None, *, dayfirst: bool) -> pd.Series:
+def _from_parts(
+    parsed: ParsedLayer, spec: DateParts, pattern: str | None, na: set[str], dayfirst: bool
+) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Build datetimes from a date and a time column, or from year, month, day... columns.
+
+    Returns the values (NaT where missing or invalid), the missing mask and the invalid mask.
+    A missing time of day (a date without its hour) keeps the date at 00:00 and is counted.
+    """
+    raw = parsed.raw
+    if spec.date is not None:
+        date = _text(raw.frame[spec.date], na)
+        text = date
+        if spec.time is not None:
+            time_text = _text(raw.frame[spec.time], na)
+            no_time = date.notna().to_numpy() & time_text.isna().to_numpy()
+            parsed.clean("datetime", no_time, f"missing time of day ('{spec.time}'): 00:00 used")
+            text = (date + " " + time_text.fillna("00:00")).where(date.notna(), None)
+        values = _to_datetime(text, pattern, dayfirst=dayfirst, min_parts=3)
+        missing = date.isna().to_numpy()
+        return values, missing, ~missing & values.isna().to_numpy()
+    n = len(raw.frame)
+    named = {k: getattr(spec, k) for k in ("year", "month", "day", "hour", "minute", "second")}
+    parts: dict[str, np.ndarray] = {}
+    missing = np.zeros(n, dtype=bool)
+    bad = np.zeros(n, dtype=bool)
+    for part, col in named.items():
+        if col is None:
+            parts[part] = np.full(n, 1.0 if part == "day" else 0.0)
+            continue
+        text = _text(raw.frame[col], na)
+        values, unparseable = _numbers(text, ".")
+        absent = text.isna().to_numpy()
+        if part in ("year", "month", "day"):
+            missing |= absent
+        else:
+            parsed.clean("datetime", absent & ~missing, f"missing {part} ('{col}'): 0 used")
+            values = np.where(absent, 0.0, values)
+        bad |= unparseable | np.isfinite(values) & (values != np.round(values))
+        parts[part] = values
+    limits = {"year": (1, 9999), "month": (1, 12), "day": (1, 31), "hour": (0, 23)}
+    limits |= {"minute": (0, 59), "second": (0, 59)}
+    for part, (low, high) in limits.items():
+        v = parts[part]
+        bad |= np.isfinite(v) & ((v < low) | (v > high))
+    good = ~missing & ~bad
+    # years outside pandas' range are rejected as implausible dates afterwards, not here
+    year = np.clip(np.where(good, parts["year"], 2000), 1700, 2200)
+    frame = pd.DataFrame({k: np.where(good, v, 1).astype(np.int64) for k, v in parts.items()})
+    frame["year"] = year.astype(np.int64)
+    stamps = pd.to_datetime(frame, errors="coerce").astype("datetime64[us]")
+    stamps = stamps.where(good)
+    bad |= ~missing & ~bad & stamps.isna().to_numpy()  # 31 February
+    out_of_years = good & ((parts["year"] < 1700) | (parts["year"] > 2200))
+    # keep an implausible year visible to the range check: the far bound of the range
+    far = np.where(
+        parts["year"] < 1700, np.datetime64("1700-01-01", "us"), np.datetime64("2200-12-31", "us")
+    )
+    stamps = pd.Series(np.where(out_of_years, far, stamps.to_numpy()), index=raw.frame.index)
+    return stamps, missing, bad
+
+
+def _to_datetime(
+    text: pd.Series, pattern: str | None, *, dayfirst: bool, min_parts: int
+) -> pd.Series:
     """Parse dates vectorised, keeping the local wall-clock time of offset-qualified values.
 
     Without an explicit format, ISO 8601 is tried first and any other common layout after it;
-    a trailing UTC offset (``Z``, ``+01:00``) is dropped so that 22:15 stays 22:15 whatever
-    offset the source wrote (safety analysis cares about local hour of day).
+    a value needs at least ``min_parts`` numbers or month names (a year alone, "now" or
+    "tomorrow" are not dates). A trailing UTC offset (``Z``, ``+01:00``) is dropped so that
+    22:15 stays 22:15 whatever offset the source wrote (safety analysis cares about the local
+    hour of day). Returns microsecond datetimes (NaT where unparseable).
     """
-    kwargs: dict[str, Any] = {"errors": "coerce", "dayfirst": dayfirst}
     present = text.dropna().astype(str)
     if pattern:
-        out = pd.to_datetime(present, format=pattern, **kwargs)
+        out = pd.to_datetime(present, format=pattern, errors="coerce")
+        if getattr(out.dt, "tz", None) is not None:
+            out = out.dt.tz_localize(None)
+        out = out.astype("datetime64[us]")
     else:
-        present = present.str.replace(r"(?<=\d)\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", "", regex=True)
-        out = pd.to_datetime(present, format="ISO8601", **kwargs)
-        retry = out.isna()
+        present = present.str.replace(_OFFSET, r"\1", regex=True)
+        parts = present.str.count(r"\d+") + present.str.contains(_MONTH_NAMES).astype(int)
+        plausible = (parts >= min_parts).to_numpy()
+        first = pd.to_datetime(present, format="ISO8601", errors="coerce").astype("datetime64[us]")
+        retry = first.isna().to_numpy() & plausible
+        out = first.copy()
         if retry.any():
-            out[retry] = pd.to_datetime(present[retry], format="mixed", **kwargs)
-    if getattr(out.dt, "tz", None) is not None:
-        out = out.dt.tz_localize(None)
-    return pd.Series(out, index=present.index).reindex(text.index)
+            second = pd.to_datetime(
+                present[retry], format="mixed", dayfirst=dayfirst, errors="coerce"
+            ).astype("datetime64[us]")
+            out.loc[second.index] = second
+        out = out.where(plausible)
+    return pd.Series(out, index=present.index).reindex(text.index).astype("datetime64[us]")
 
 
 def _parse_field(
     parsed: ParsedLayer,
     fname: str,
     spec: FieldSpec,
-    mapping: dict[str, str],
+    mapping: Mapping,
     config: LayerConfig,
     na_values: set[str],
 ) -> None:
@@ -541,7 +783,7 @@ def _parse_field(
         else:
             cols[fname] = pd.Series(default, index=cols.index, dtype=object)
         return
-    col = mapping[fname]
+    col = _label(mapping, fname)
     text = _text(source, na_values)
     missing = text.isna().to_numpy()
     if spec.required:
@@ -607,7 +849,12 @@ def _reject_duplicates(parsed: ParsedLayer, fname: str) -> None:
 
 @dataclass
 class LayerReport:
-    """What happened to one input layer: the accounting written to the manifest."""
+    """What happened to one input layer: the accounting written to the manifest.
+
+    ``read = accepted + rejected + filtered``: ``filtered`` rows were dropped by the layer's
+    ``where`` filter (the city's choice, not a fault); ``snapped`` accepted points lay just
+    outside the units and were assigned to the nearest one (``snap_m``).
+    """
 
     name: str
     kind: str
@@ -616,6 +863,8 @@ class LayerReport:
     read: int
     accepted: int
     rejected: int
+    filtered: int = 0
+    snapped: int = 0
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
     cleaned: dict[str, dict[str, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -736,6 +985,8 @@ def _report(
     rejects_by_reason: dict[str, int],
     notes: list[str],
     cleaned: dict[str, dict[str, int]] | None = None,
+    filtered: int = 0,
+    snapped: int = 0,
 ) -> LayerReport:
     return LayerReport(
         name=name,
@@ -744,7 +995,9 @@ def _report(
         sha256=file_sha256(path),
         read=read,
         accepted=accepted,
-        rejected=read - accepted,
+        rejected=read - accepted - filtered,
+        filtered=filtered,
+        snapped=snapped,
         rejects_by_reason=rejects_by_reason,
         cleaned=cleaned or {},
         notes=notes,
@@ -767,46 +1020,125 @@ def _ingest_vector(
     raw = read_source(
         path,
         layer=cfg.layer,
+        **({"member": cfg.member} if cfg.member else {}),  # TEMP until readers land
         delimiter=fmt.delimiter,
         encoding=fmt.encoding,
         sheet=fmt.sheet,
-        where=fmt.where,
     )
+    filtered = _apply_filter(raw, name, cfg)
     parsed = parse_layer(raw, name, cfg, kind, frame.crs)
     unit = None
     cells: dict[int, np.ndarray] = {}
-    ok = parsed.ok
-    if kind.geometry == "point":
-        where = frame.assign(parsed.lon[ok], parsed.lat[ok])
-        outside = np.zeros(len(ok), dtype=bool)
-        outside[ok] = ~where.inside
-        parsed.reject(outside, OUTSIDE_STUDY_AREA)
-        gap = np.zeros(len(ok), dtype=bool)
-        gap[ok] = where.inside & (where.unit < 0)
-        parsed.reject(gap, OUTSIDE_UNITS)
-        keep = where.inside & (where.unit >= 0)
-        unit = where.unit[keep]
-        cells = {r: c[keep] for r, c in where.cells.items()}
+    snapped = 0
+    if kind.geometry == "point" and parsed.codes is not None:
+        unit = _locate_by_code(parsed, frame)
+    elif kind.geometry == "point":
+        unit, cells, snapped = _locate_points(parsed, frame, cfg.snap_m)
     else:
+        ok = parsed.ok
         hits = np.zeros(len(ok), dtype=bool)
         hits[ok] = frame.in_study_area(parsed.geometry[ok])
         parsed.reject(ok & ~hits, OUTSIDE_STUDY_AREA)
     accepted, geometry, rejects = parsed.split()
     if unit is not None:
         accepted["unit_id"] = frame.units["unit_id"].to_numpy()[unit]
-        accepted["h3"] = cells_to_strings(cells[frame.resolutions[0]])
+        accepted["h3"] = cells_to_strings(cells[frame.resolutions[0]]) if cells else None
+    notes = list(getattr(raw, "notes", [])) + parsed.notes  # TEMP getattr until readers land
+    if snapped:
+        notes.append(
+            f"{snapped:,} point(s) up to {cfg.snap_m:g} m outside the units assigned to the "
+            "nearest unit (snap_m)"
+        )
+    if parsed.codes is not None:
+        notes.append("located by admin-unit code: counted on units, no data on hexagons")
     report = _report(
         name,
         kind,
         cfg,
         path,
-        read=raw.n_read,
+        read=raw.n_read + filtered,
         accepted=len(accepted),
         rejects_by_reason=_reason_counts(rejects),
         cleaned=parsed.cleaned(),
-        notes=parsed.notes,
+        notes=notes,
+        filtered=filtered,
+        snapped=snapped,
     )
     return Records(name, kind, cfg, report, accepted, geometry, rejects, unit, cells)
+
+
+def _apply_filter(raw: RawTable, name: str, cfg: LayerConfig) -> int:
+    """Drop the rows the layer's ``where`` filter excludes; return how many it dropped."""
+    if not cfg.format.where:
+        return 0
+    flt = parse_filter(cfg.format.where)
+    missing = sorted(c for c in flt.columns if c not in raw.frame.columns)
+    if missing:
+        names = ", ".join(map(str, list(raw.frame.columns)[:20]))
+        raise InputError(
+            f"layer '{name}': the where filter reads column(s) {', '.join(missing)} that the "
+            f"file does not have; columns are: {names[:400]}",
+            path=raw.path,
+            hint=f"fix layers.{name}.format.where",
+        )
+    keep = np.asarray(flt.evaluate(raw.frame), dtype=bool)
+    if keep.all():
+        return 0
+    numbers = raw.numbers[keep]
+    raw.frame = raw.frame.loc[keep].reset_index(drop=True)
+    raw.record_numbers = numbers
+    if raw.geometry is not None:
+        raw.geometry = raw.geometry[keep]
+    return int((~keep).sum())
+
+
+def _locate_by_code(parsed: ParsedLayer, frame: SpatialFrame) -> np.ndarray:
+    """Assign records to admin units by their unit code; unknown codes are rejected."""
+    assert parsed.codes is not None
+    ids = pd.Index(frame.units["unit_id"].astype(str))
+    ok = parsed.ok
+    position = np.full(len(ok), -1, dtype=np.int64)
+    position[ok] = ids.get_indexer(pd.Series(parsed.codes[ok]).astype(str).str.strip())
+    unknown = ok & (position < 0)
+    if unknown.any():
+        counts = pd.Series(parsed.codes[unknown]).value_counts()
+        listed = ", ".join(f"{c!s:.30} ({n})" for c, n in counts.head(10).items())
+        more = f" and {len(counts) - 10} more" if len(counts) > 10 else ""
+        parsed.notes.append(
+            f"{int(unknown.sum()):,} record(s) with unit codes that match no admin unit: "
+            f"{listed}{more} (codes that changed between boundary editions?)"
+        )
+    parsed.reject(unknown, NO_UNIT_CODE)
+    return position[parsed.ok]
+
+
+def _locate_points(
+    parsed: ParsedLayer, frame: SpatialFrame, snap_m: float
+) -> tuple[np.ndarray, dict[int, np.ndarray], int]:
+    """Assign points to the study area, units and cells; snap near misses if asked."""
+    ok = parsed.ok
+    where = frame.assign(parsed.lon[ok], parsed.lat[ok])
+    unit, inside = where.unit.copy(), where.inside.copy()
+    cells = {r: c.copy() for r, c in where.cells.items()}
+    snapped = 0
+    if snap_m > 0:
+        lost = np.flatnonzero(~(inside & (unit >= 0)))
+        pos, lon, lat = frame.snap(parsed.geometry[ok][lost], snap_m)
+        hit = pos >= 0
+        snapped = int(hit.sum())
+        if snapped:
+            target = lost[hit]
+            unit[target], inside[target] = pos[hit], True
+            for r in cells:
+                cells[r][target] = point_cells(lon[hit], lat[hit], r)
+    outside = np.zeros(len(ok), dtype=bool)
+    outside[ok] = ~inside
+    parsed.reject(outside, OUTSIDE_STUDY_AREA)
+    gap = np.zeros(len(ok), dtype=bool)
+    gap[ok] = inside & (unit < 0)
+    parsed.reject(gap, OUTSIDE_UNITS)
+    keep = inside & (unit >= 0)
+    return unit[keep], {r: c[keep] for r, c in cells.items()}, snapped
 
 
 def _ingest_raster(

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from geo_usm._model import NAME_PATTERN, Strict, format_validation_errors
+from geo_usm._model import NAME_PATTERN, StrictInput, format_validation_errors
 from geo_usm.errors import LayerDefinitionError
 
 FieldType = Literal["string", "integer", "float", "boolean", "sex"]
@@ -25,13 +25,17 @@ GeometryType = Literal["point", "line", "polygon", "raster"]
 BASE_COLUMNS = ("source_row",)
 #: Columns that temporal kinds get from a ``datetime`` or ``month`` mapping.
 TIME_COLUMNS = ("datetime", "month")
-#: Column-mapping keys that describe where a record is rather than a canonical field.
-LOCATION_KEYS = ("lon", "lat", "x", "y", "wkt")
+#: Column-mapping keys that describe where a record is rather than a canonical field
+#: (``unit_code``: the record is located by the code of its admin unit, not by coordinates).
+LOCATION_KEYS = ("lon", "lat", "x", "y", "wkt", "unit_code")
+#: Column-mapping key of a point layer whose rows are counts (a table of incidents per unit and
+#: month): each row stands for that many records.
+COUNT_KEY = "count"
 
 SEX_VALUES = ("female", "male", "other", "unknown")
 
 
-class FieldSpec(Strict):
+class FieldSpec(StrictInput):
     """One canonical field of a layer kind.
 
     ``aggregate`` asks the aggregation engine to publish the field's ``sum`` (weights) or
@@ -61,7 +65,7 @@ class FieldSpec(Strict):
         return self
 
 
-class LayerKind(Strict):
+class LayerKind(StrictInput):
     """A layer kind: its geometry and canonical fields.
 
     ``count_field`` (points) names the count of the kind's records per hexagon and admin unit,
@@ -80,7 +84,9 @@ class LayerKind(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> LayerKind:
-        reserved = set(BASE_COLUMNS) | set(TIME_COLUMNS) | set(LOCATION_KEYS) | {"geometry"}
+        reserved = (
+            set(BASE_COLUMNS) | set(TIME_COLUMNS) | set(LOCATION_KEYS) | {COUNT_KEY, "geometry"}
+        )
         clash = reserved & set(self.fields)
         if clash:
             msg = f"field name(s) {sorted(clash)} are reserved"
@@ -104,6 +110,8 @@ class LayerKind(Strict):
         cols = list(BASE_COLUMNS)
         if self.temporal:
             cols += list(TIME_COLUMNS)
+        if self.count_field:
+            cols.append(COUNT_KEY)
         return cols + list(self.fields)
 
 

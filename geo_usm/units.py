@@ -119,6 +119,45 @@ class SpatialFrame:
         with self._study_pool.checkout() as (study,):
             return np.asarray(shapely.intersects(study, geoms), dtype=bool)
 
+    @cached_property
+    def _unit_tree(self) -> tuple[shapely.STRtree, np.ndarray]:
+        parts = self.units_in_study_area
+        return shapely.STRtree(parts), parts
+
+    def snap(
+        self, points: np.ndarray, max_distance: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Find the nearest unit within ``max_distance`` metres of points that are in none.
+
+        Parameters
+        ----------
+        points
+            Points in the working CRS.
+        max_distance
+            Largest distance (m) from the unit's part inside the study area.
+
+        Returns
+        -------
+        tuple
+            Unit position per point (-1: none within reach), and the lon/lat of the nearest
+            point of that unit (NaN where none), where the point is counted on the hexagons.
+
+        """
+        n = len(points)
+        pos = np.full(n, -1, dtype=np.int64)
+        lon = np.full(n, np.nan)
+        lat = np.full(n, np.nan)
+        if n == 0:
+            return pos, lon, lat
+        tree, parts = self._unit_tree
+        src, hit = tree.query_nearest(points, max_distance=max_distance, all_matches=False)
+        pos[src] = hit
+        nearest = shapely.get_point(shapely.shortest_line(points[src], parts[hit]), 1)
+        lon[src], lat[src] = transformer(self.crs, WGS84).transform(
+            shapely.get_x(nearest), shapely.get_y(nearest)
+        )
+        return pos, lon, lat
+
     def assign(self, lon: np.ndarray, lat: np.ndarray) -> Assignment:
         """Assign points (WGS84 lon/lat arrays) to the study area, units and H3 cells."""
         return assign_points(

@@ -135,7 +135,7 @@ def test_sample_cities_build_conserve_and_manifest(which, request):
     hexes = pyogrio.read_dataframe(gpkg, layer="hex")
     rejects = pyogrio.read_dataframe(private, layer="rejects")
     for name, entry in manifest["layers"].items():
-        assert entry["read"] == entry["accepted"] + entry["rejected"], name
+        assert entry["read"] == entry["accepted"] + entry["rejected"] + entry["filtered"], name
         if entry["kind"] != "raster":
             assert (rejects["layer"] == name).sum() == entry["rejected"], name
             assert sum(entry["rejects_by_reason"].values()) == entry["rejected"]
