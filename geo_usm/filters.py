@@ -113,7 +113,7 @@ _CHAR_HINTS = {
     "%": "'%' is a wildcard inside a LIKE pattern: column LIKE '%text%'",
 }
 _ISO_DATETIME = re.compile(
-    r"\d{4}-\d{2}(-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?"
+    r"\d{4}-\d{2}(-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?)?)?"
 )
 
 
@@ -599,7 +599,15 @@ class _Values:
             raise FilterEvaluationError(
                 msg, hint="write dates as '2021-07-01' or '2021-07-01 18:30'"
             )
-        stamp = pd.Timestamp(value)
+        try:
+            stamp = pd.Timestamp(value)
+        except ValueError:
+            stamp = None
+        if stamp is None or stamp is pd.NaT:
+            msg = f"{self.label} is not a valid date but is compared with {other.label}"
+            raise FilterEvaluationError(
+                msg, hint="write dates as '2021-07-01' or '2021-07-01 18:30'"
+            )
         if stamp.tz is None and other.tz is not None:
             stamp = stamp.tz_localize(other.tz)
         elif stamp.tz is not None and other.tz is None:
@@ -627,7 +635,7 @@ def _column_values(name: str, series: pd.Series) -> _Values:
         values = series.to_numpy(np.float64, na_value=np.nan)
         return _Values("number", label, False, values, null)
     if ptypes.is_datetime64_any_dtype(dtype):
-        tz = getattr(dtype, "tz", None)
+        tz = dtype.tz if isinstance(dtype, pd.DatetimeTZDtype) else None
         return _Values("datetime", label, False, series.array, null, tz=tz)
     values = series.to_numpy(dtype=object)
     text = pd.Series(np.where(null, "", values), dtype=object).astype(str).str.strip()
