@@ -84,7 +84,7 @@ class FormatOptions(StrictInput):
     @field_validator("delimiter")
     @classmethod
     def _delimiter(cls, v: str | None) -> str | None:
-        if v is not None and (len(v) != 1 or v in '"\r\n'):
+        if v is not None and v.lower() != "tab" and (len(v) != 1 or v in '"\r\n'):
             msg = "delimiter must be one character (not a quote or newline), e.g. ';' or '\\t'"
             raise ValueError(msg)
         return v

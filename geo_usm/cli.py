@@ -6,6 +6,7 @@ Exit codes: 0 success, 2 a problem the user can fix (bad city file, bad input, b
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -80,17 +81,29 @@ def _run(ctx: click.Context, func: Callable[[], Any]) -> Any:
         sys.exit(1)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """On SIGTERM, unwind like Ctrl+C: the staging directory is removed, nothing published."""
+    console.print("terminated; nothing was published (the previous build stays)")
+    raise SystemExit(128 + signum)
+
+
 def _report(result: Any, title: str) -> None:
     """Print the per-layer accounting table, then reject reasons and notes."""
     table = Table(title=title)
     table.add_column("layer")
     table.add_column("kind")
-    for col in ("read", "accepted", "rejected", "seconds"):
+    for col in ("read", "filtered", "accepted", "rejected", "seconds"):
         table.add_column(col, justify="right")
     for r in result.layers:
         name = r.name + (" (SYNTHETIC)" if r.synthetic else "")
         table.add_row(
-            name, r.kind, f"{r.read:,}", f"{r.accepted:,}", f"{r.rejected:,}", f"{r.seconds:.2f}"
+            name,
+            r.kind,
+            f"{r.read:,}",
+            f"{r.filtered:,}",
+            f"{r.accepted:,}",
+            f"{r.rejected:,}",
+            f"{r.seconds:.2f}",
         )
     out.print(table)
     notes = result.manifest.get("layers", {})
@@ -158,6 +171,7 @@ def build(ctx: click.Context, city_file: Path, out_dir: Path, threads: int | Non
     from geo_usm.pipeline import build as run_build
 
     def body() -> None:
+        signal.signal(signal.SIGTERM, _terminated)
         with _progress() as progress:
             result = run_build(city_file, out_dir, progress=progress, threads=threads)
         _report(result, f"{result.city.config.name}: build {result.build_id}")

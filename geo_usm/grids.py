@@ -75,6 +75,15 @@ M_PER_DEG_MAX = 112_000.0
 _T = TypeVar("_T")
 
 
+def estimate_cells(area_m2: float, resolution: int) -> int:
+    """Estimate how many H3 cells at ``resolution`` cover an area.
+
+    From the average cell area; the cover adds a ring of edge cells, so the true count is
+    somewhat higher.
+    """
+    return int(np.ceil(area_m2 / h3.average_hexagon_area(resolution, unit="m^2")))
+
+
 def _threads(threads: int | None) -> int:
     return max(int(threads or os.cpu_count() or 1), 1)
 

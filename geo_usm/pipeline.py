@@ -25,13 +25,14 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from pyproj import CRS
 
 from geo_usm import grids, store
 from geo_usm.aggregate import Aggregates, Grid, aggregate
 from geo_usm.catalog import build_catalog, grid_name
 from geo_usm.cityfile import City, load_city
-from geo_usm.errors import GeoUsmError, InputError, ProblemsError
+from geo_usm.errors import CityFileError, GeoUsmError, InputError, ProblemsError
 from geo_usm.ingest import LayerReport, Records, ingest_layer, layer_problems
 from geo_usm.manifest import build_manifest
 from geo_usm.units import SpatialFrame, prepare
@@ -112,6 +113,23 @@ def _ingest(
     return layers, problems
 
 
+def _check_cover_size(city: City, frame: SpatialFrame) -> None:
+    """Refuse H3 resolutions whose cover would exceed the city's ``max_cells``."""
+    area = float(shapely.area(frame.study_area))
+    sizes = {r: grids.estimate_cells(area, r) for r in frame.resolutions}
+    total, limit = sum(sizes.values()), city.config.max_cells
+    if total <= limit:
+        return
+    worst = max(sizes, key=lambda r: sizes[r])
+    raise CityFileError(
+        f"h3_resolutions: the H3 cover would have about {total:,} cells (resolution {worst}: "
+        f"~{sizes[worst]:,} over {area / 1e6:,.1f} km2), more than max_cells = {limit:,}",
+        path=city.path,
+        hint="use coarser resolutions (9 or 10 suit neighbourhoods), or raise max_cells if "
+        "this is intended and the machine has the memory",
+    )
+
+
 def validate(
     city_file: str | Path, *, progress: Progress | None = None, threads: int | None = None
 ) -> Result:
@@ -135,7 +153,13 @@ def validate(
             frame, crs_note, _ = prepare(city, threads=threads)
     except GeoUsmError as exc:
         raise ProblemsError([exc]) from None
+    cover: list[GeoUsmError] = []
+    try:
+        _check_cover_size(city, frame)
+    except GeoUsmError as exc:
+        cover.append(exc)
     layers, problems = _ingest(city, frame, clock, collect=True)
+    problems = cover + problems
     if problems:
         raise ProblemsError(problems)
     return Result(
@@ -186,6 +210,7 @@ def build(
     store.check_output(out)
     with clock.stage("admin units and study area"):
         frame, crs_note, unit_notes = prepare(city, threads=threads)
+    _check_cover_size(city, frame)
     layers, _ = _ingest(city, frame, clock, collect=False)
 
     with clock.stage("H3 cover and crosswalk"):

@@ -47,14 +47,31 @@ def builds_root(out: Path) -> Path:
 
 
 def check_output(out: Path) -> None:
-    """Refuse an output path that exists but is not a geo-usm build link.
+    """Refuse an output path that cannot hold a geo-usm build, before any work is done.
 
     Raises
     ------
     BuildError
-        If ``out`` is a non-empty ordinary directory or a file.
+        If ``out`` is a non-empty ordinary directory or a file, or its parent is not a
+        directory that can be created and written to.
 
     """
+    parent = out.parent
+    for ancestor in (parent, *parent.parents):
+        if ancestor.exists() or ancestor.is_symlink():
+            if not ancestor.is_dir():
+                raise BuildError(
+                    f"cannot create the build here: {ancestor} is a file, not a directory",
+                    path=out,
+                    hint="choose an --out inside a directory",
+                )
+            if not os.access(ancestor, os.W_OK | os.X_OK):
+                raise BuildError(
+                    f"cannot write in {ancestor} (permission denied)",
+                    path=out,
+                    hint="choose an --out in a directory you can write to",
+                )
+            break
     if out.is_symlink() or not out.exists():
         return
     if out.is_dir() and not any(out.iterdir()):
@@ -63,15 +80,62 @@ def check_output(out: Path) -> None:
     raise BuildError(msg, path=out, hint="choose another --out or remove it")
 
 
+#: File in a staging directory naming the process writing it (removed when published).
+_OWNER = ".owner-pid"
+
+
 def staging_dir(out: Path, build_id: str) -> Path:
-    """Create and return the staging directory of a new build."""
+    """Create and return the staging directory of a new build.
+
+    Staging directories that earlier builds left behind when they were killed (their process
+    no longer runs) are removed first; the published build is never touched.
+    """
     root = builds_root(out)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(f"cannot create {root}: {exc.strerror}", path=out) from None
+    remove_debris(out)
     stage = root / f"{build_id}.partial"
     stage.mkdir()
+    (stage / _OWNER).write_text(str(os.getpid()), encoding="ascii")
     (stage / PUBLIC).mkdir()
     (stage / PRIVATE).mkdir()
     return stage
+
+
+def remove_debris(out: Path) -> list[Path]:
+    """Remove what killed builds left at ``out``: staging directories, half-swapped links.
+
+    Only directories whose build process no longer runs are removed; returns what was.
+    """
+    root = builds_root(out)
+    removed = []
+    for stage in root.glob("*.partial"):
+        if stage.is_dir() and not _running(stage / _OWNER):
+            shutil.rmtree(stage, ignore_errors=True)
+            removed.append(stage)
+    for link in out.parent.glob(f".{out.name}.link-*"):
+        if link.is_symlink():  # a link swap interrupted between its two steps
+            link.unlink(missing_ok=True)
+            removed.append(link)
+    return removed
+
+
+def _running(owner: Path) -> bool:
+    try:
+        pid = int(owner.read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        return False  # no owner recorded: killed before it wrote one
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
 
 
 def write_layer(stage: Path, layer: OutputLayer, frame: pd.DataFrame) -> None:
@@ -151,6 +215,7 @@ def publish(stage: Path, out: Path, build_id: str) -> Path:
     check_output(out)
     root = builds_root(out)
     final = root / build_id
+    (stage / _OWNER).unlink(missing_ok=True)
     stage.rename(final)
     if out.is_dir() and not out.is_symlink():
         out.rmdir()  # an empty directory the user created: nothing to lose

@@ -1,7 +1,9 @@
 """The CLI as a user runs it: exit codes 0 / 2 / 1, messages without tracebacks."""
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,58 @@ def test_refuses_to_overwrite_a_foreign_directory(city, tmp_path):
     assert r.returncode == 2
     assert "not a geo-usm build" in r.stderr
     assert (foreign / "thesis.txt").read_text() == "precious"
+
+
+def test_sigterm_mid_build_leaves_no_debris_and_keeps_the_published_build(city, tmp_path):
+    out = tmp_path / "out"
+    assert run("build", city, "--out", out).returncode == 0
+    before = (out / "public" / "manifest.json").read_text()
+    proc = subprocess.Popen(
+        [*USM, "build", str(city), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    root = tmp_path / ".out.builds"
+    deadline = time.monotonic() + 120
+    while not list(root.glob("*.partial")) and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:  # finished before the signal arrived: nothing to test this time
+        return
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err
+    assert (out / "public" / "manifest.json").read_text() == before
+    assert not list(root.glob("*.partial"))
+
+
+def test_next_build_removes_what_a_killed_build_left(city, tmp_path):
+    out = tmp_path / "out"
+    root = tmp_path / ".out.builds"
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    stale = root / "20200101T000000Z-deadbeef.partial"
+    (stale / "public").mkdir(parents=True)
+    (stale / ".owner-pid").write_text(dead)
+    (stale / "public" / "diagnosis.gpkg-journal").write_bytes(b"x")
+    orphan = root / "20200101T000001Z-cafecafe.partial"  # killed before writing its owner
+    orphan.mkdir()
+    link = tmp_path / ".out.link-20200101T000000Z-deadbeef"
+    link.symlink_to("nowhere")
+    assert run("build", city, "--out", out).returncode == 0
+    assert not stale.exists() and not orphan.exists() and not link.is_symlink()
+    assert (out / "public" / "manifest.json").exists()
+
+
+def test_out_below_a_regular_file_is_refused_before_any_work(city, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    r = run("build", city, "--out", tmp_path / "afile" / "out")
+    assert r.returncode == 2, r.stderr
+    assert "is a file, not a directory" in r.stderr
+    assert "Traceback" not in r.stderr
