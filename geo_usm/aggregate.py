@@ -219,6 +219,7 @@ def aggregate(
     kind_fields: dict[str, str],
     region: shapely.Geometry,
     threads: int | None = None,
+    advance: Callable[[int], None] | None = None,
 ) -> Aggregates:
     """Aggregate every layer's records onto every grid and check conservation.
 
@@ -241,6 +242,8 @@ def aggregate(
         polygon totals.
     threads
         Worker threads; by default the machine's CPU count.
+    advance
+        Called with 1 after each layer (progress reporting).
 
     Returns
     -------
@@ -283,6 +286,8 @@ def aggregate(
                 if monthly is not None:
                     result.monthly[gname][var.name] = monthly
             expected[var.name] = _expected(reference, amounts, months)
+        if advance is not None:
+            advance(1)
     _kind_totals(layers, result, kinds_order, kind_fields, expected)
     result.variables.update(per_layer)  # after the kinds' totals: those come first everywhere
     _check_conservation(result, expected)

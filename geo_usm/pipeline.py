@@ -213,9 +213,10 @@ def build(
     _check_cover_size(city, frame)
     layers, _ = _ingest(city, frame, clock, collect=False)
 
-    with clock.stage("H3 cover and crosswalk"):
-        covers = {
-            res: grids.hex_cover(
+    with clock.stage("H3 cover and crosswalk", total=2 * len(frame.resolutions)) as advance:
+        covers = {}
+        for res in frame.resolutions:
+            covers[res] = grids.hex_cover(
                 frame.study_area,
                 frame.study_wgs,
                 res,
@@ -223,12 +224,12 @@ def build(
                 extra_cells=_record_cells(layers.values(), res),
                 threads=threads,
             )
-            for res in frame.resolutions
-        }
-        crosswalk = pd.concat(
-            [grids.crosswalk(h, frame.units, threads=threads) for h in covers.values()],
-            ignore_index=True,
-        )
+            advance(1)
+        parts = []
+        for hexes in covers.values():
+            parts.append(grids.crosswalk(hexes, frame.units, threads=threads))
+            advance(1)
+        crosswalk = pd.concat(parts, ignore_index=True)
     primary = frame.resolutions[0]
     unit_grid = Grid("units", frame.units["unit_id"].to_numpy(), frame.units_in_study_area)
     hex_grids = [
@@ -241,7 +242,7 @@ def build(
         )
         for res, hx in covers.items()
     ]
-    with clock.stage("aggregation"):
+    with clock.stage("aggregation", total=len(layers)) as advance:
         aggs = aggregate(
             layers.values(),
             unit_grid,
@@ -250,6 +251,7 @@ def build(
             kind_fields={k: kind.total for k, kind in city.kinds.items() if kind.total},
             region=frame.region,
             threads=threads,
+            advance=advance,
         )
     catalog = build_catalog(
         city=city.config.name,

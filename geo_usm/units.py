@@ -188,6 +188,12 @@ def read_units(city: City) -> tuple[gpd.GeoDataFrame, list[str]]:
     cfg = city.config.units
     path = city.resolve(cfg.path)
     gdf = read_polygons(path, layer=cfg.layer)
+    if gdf.empty:
+        raise InputError(
+            "the units layer has no features",
+            path=path,
+            hint="point units.path (and units.layer) at the admin boundaries",
+        )
     notes = []
     if gdf.attrs.get("repaired"):
         notes.append(f"{gdf.attrs['repaired']} invalid unit polygon(s) repaired with make_valid")
