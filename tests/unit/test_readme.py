@@ -18,8 +18,20 @@ def test_annotated_city_file_is_valid(tmp_path):
     (tmp_path / "kinds" / "cctv.toml").write_text(kind_text, encoding="utf-8")
     (tmp_path / "city.toml").write_text(city_text, encoding="utf-8")
     city = load_city(tmp_path / "city.toml")
-    assert set(city.config.layers) == {"delitos", "postes", "paradas", "poblacion"}
-    assert city.config.layers["delitos"].format.decimal == ","
+    assert set(city.config.layers) == {
+        "delitos",
+        "robos_por_colonia",
+        "incidentes",
+        "postes",
+        "paradas",
+        "poblacion",
+    }
+    delitos = city.config.layers["delitos"]
+    assert delitos.format.decimal == ","
+    assert delitos.format.where is not None
+    assert delitos.placeholders is not None and delitos.placeholders.points
+    counts = city.config.layers["robos_por_colonia"]
+    assert {"unit_code", "count", "month", "category"} <= set(counts.columns)
     assert "cctv" in city.kinds
     LayerKind.model_validate(tomllib.loads(kind_text))
 
