@@ -1,14 +1,19 @@
 """Request dependencies: the provider, the settings and the parsed query parameters.
 
 Query parameters are parsed here rather than declared to FastAPI so that every invalid or
-unknown parameter gives an OGC exception with status 400 (never FastAPI's 422), ``limit`` is
-clamped rather than refused, and the OpenAPI document declares the parameters exactly as
-OGC API - Features Part 1 does (see the ``*_PARAMETER`` objects, added with ``openapi_extra``).
+unknown parameter gives an OGC exception with status 400 (never FastAPI's 422), ``limit`` above
+the largest page size is clamped rather than refused, and the OpenAPI document declares the
+parameters exactly as the server reads them (the ``*_PARAMETER`` objects, added with
+``openapi_extra``): what the document allows is accepted, what it does not is refused.
+Constraints between the numbers of one value that OpenAPI 3.0 cannot express (a ``bbox`` whose
+south edge lies north of its north edge, a ``datetime`` interval that ends before it starts) are
+stated in the parameter's description and refused with 400.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,11 +28,32 @@ from api.settings import Settings
 JSON_FORMATS = ("json",)
 GEOJSON_FORMATS = ("json", "geojson")
 
-_INTEGER = re.compile(r"[+-]?\d{1,12}")
-_INSTANT = re.compile(
-    r"\d{4}-\d{2}-\d{2}"
-    r"(?:[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})?)?"
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+#: Integers longer than this are saturated (a page size or offset that large means "all").
+_MAX_DIGITS = 18
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+# RFC 3339 dates and date-times, calendar-exact (month lengths, leap years), as Python's
+# datetime reads them: years 0001-9999, no leap second, any number of fraction digits, an
+# optional offset (UTC when absent), "T", "t" or a space between date and time.
+_YEAR = "(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"
+_MONTH_DAY = (
+    "(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    "|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+    "|02-(?:0[1-9]|1[0-9]|2[0-8]))"
 )
+_LEAP_DAY = (
+    "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)-02-29"
+)
+_TIME = "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]+)?"
+_OFFSET = "(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+INSTANT_PATTERN = f"(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_DAY})(?:[Tt ]{_TIME}{_OFFSET}?)?"
+#: The values ``datetime`` accepts: an instant, or an interval with at most one open end.
+DATETIME_PATTERN = (
+    f"^(?:{INSTANT_PATTERN}|{INSTANT_PATTERN}/{INSTANT_PATTERN}"
+    f"|(?:\\.\\.)?/{INSTANT_PATTERN}|{INSTANT_PATTERN}/(?:\\.\\.)?)$"
+)
+_DATETIME = re.compile(DATETIME_PATTERN)
 _OPEN = ("", "..")
 
 
@@ -44,24 +70,35 @@ def format_parameter(formats: tuple[str, ...] = JSON_FORMATS) -> dict[str, Any]:
     }
 
 
-#: OpenAPI parameter objects of the items query; ``limit`` bounds are set per app.
-LIMIT_PARAMETER: dict[str, Any] = {
-    "name": "limit",
-    "in": "query",
-    "required": False,
-    "description": (
-        "The largest number of features in the response. Values beyond the allowed range "
-        "are clamped to it."
-    ),
-    "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 10},
-    "style": "form",
-    "explode": False,
-}
+def limit_parameter(default_limit: int, max_limit: int) -> dict[str, Any]:
+    """Return the OpenAPI parameter object of ``limit`` for the given page sizes.
+
+    The schema has no ``maximum``: a larger value is not an error but asks for the largest
+    page, which the description states.
+    """
+    return {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": (
+            f"The largest number of features in the response: an integer of 1 or more; "
+            f"{default_limit} when absent. At most {max_limit} features are returned: larger "
+            f"values are served as {max_limit} (and written so in the links)."
+        ),
+        "schema": {"type": "integer", "minimum": 1, "default": default_limit},
+        "style": "form",
+        "explode": False,
+    }
+
+
 OFFSET_PARAMETER: dict[str, Any] = {
     "name": "offset",
     "in": "query",
     "required": False,
-    "description": "Number of matching features to skip (the next links use it).",
+    "description": (
+        "Number of matching features to skip: an integer of 0 or more (the next and prev "
+        "links use it). An offset beyond the last feature gives an empty page."
+    ),
     "schema": {"type": "integer", "minimum": 0, "default": 0},
     "style": "form",
     "explode": False,
@@ -71,11 +108,19 @@ BBOX_PARAMETER: dict[str, Any] = {
     "in": "query",
     "required": False,
     "description": (
-        "Only features whose geometry intersects the bounding box: lower left corner, upper "
-        "right corner, in CRS84 (longitude, latitude), as 4 numbers (or 6 with heights, "
-        "which are ignored). A first longitude larger than the second crosses the antimeridian."
+        "Only features whose geometry intersects the bounding box, in CRS84: 4 numbers "
+        "(west longitude, south latitude, east longitude, north latitude), or 6 with a "
+        "minimum height after the south latitude and a maximum height after the north "
+        "latitude (heights are ignored). A west longitude larger than the east one crosses the "
+        "antimeridian; longitudes outside -180..180 are taken modulo 360 and a box 360 degrees "
+        "wide or more covers every longitude; latitudes beyond the poles are taken at the "
+        "poles. The south latitude must not exceed the north latitude (400 otherwise)."
     ),
-    "schema": {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}},
+    "schema": {
+        "type": "array",
+        "items": {"type": "number"},
+        "oneOf": [{"minItems": 4, "maxItems": 4}, {"minItems": 6, "maxItems": 6}],
+    },
     "style": "form",
     "explode": False,
 }
@@ -84,14 +129,25 @@ DATETIME_PARAMETER: dict[str, Any] = {
     "in": "query",
     "required": False,
     "description": (
-        "An RFC 3339 date-time or interval (open ends as '..'). These collections have no "
-        "temporal dimension: any valid value selects every feature."
+        "An RFC 3339 date or date-time (without offset: UTC), or an interval start/end of "
+        "two of them with at most one open end ('..' or nothing), which must not end before "
+        "it starts (400 otherwise). These collections have no temporal dimension: any valid "
+        "value selects every feature. An empty value is refused."
     ),
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "minLength": 1, "pattern": DATETIME_PATTERN},
     "style": "form",
     "explode": False,
 }
-ITEMS_PARAMETERS = [LIMIT_PARAMETER, OFFSET_PARAMETER, BBOX_PARAMETER, DATETIME_PARAMETER]
+
+
+#: OpenAPI parameter objects of the items query (without ``f``); :func:`api.main.create_app`
+#: replaces ``limit`` by the one of its settings.
+ITEMS_PARAMETERS = [
+    limit_parameter(10, 10_000),
+    OFFSET_PARAMETER,
+    BBOX_PARAMETER,
+    DATETIME_PARAMETER,
+]
 
 
 def get_provider(request: Request) -> Provider:
@@ -107,7 +163,14 @@ def get_settings(request: Request) -> Settings:
 
 
 def base_url(request: Request) -> str:
-    """Return the absolute URL of the landing page, without the trailing slash."""
+    """Return the absolute URL of the landing page, without the trailing slash.
+
+    The ``base_url`` setting when set; otherwise the request's own base URL (scheme, ``Host``
+    header and ASGI ``root_path``), which a client can choose by sending another ``Host``.
+    """
+    configured = get_settings(request).base_url
+    if configured:
+        return configured
     return str(request.base_url).rstrip("/")
 
 
@@ -199,12 +262,15 @@ def items_query(request: Request) -> ItemsQuery:
     params = request.query_params
     limit = settings.default_limit
     if "limit" in params:
-        limit = min(max(_integer(params["limit"], "limit"), 1), settings.max_limit)
+        limit = _integer(params["limit"], "limit")
+        if limit < 1:
+            raise InvalidParameterError(f"limit must be 1 or more, not {params['limit']}")
+        limit = min(limit, settings.max_limit)
     offset = 0
     if "offset" in params:
         offset = _integer(params["offset"], "offset")
         if offset < 0:
-            raise InvalidParameterError(f"offset must be 0 or more, not {offset}")
+            raise InvalidParameterError(f"offset must be 0 or more, not {params['offset']}")
     bbox_text = params.get("bbox")
     bbox = parse_bbox(bbox_text) if bbox_text is not None else None
     datetime_text = params.get("datetime")
@@ -214,13 +280,25 @@ def items_query(request: Request) -> ItemsQuery:
 
 
 def _integer(text: str, name: str) -> int:
-    if not _INTEGER.fullmatch(text.strip()):
+    """Read an integer; one of more than ``_MAX_DIGITS`` digits is saturated at 10**18."""
+    if not _INTEGER.fullmatch(text):
         raise InvalidParameterError(f"{name} must be an integer, not '{text}'")
-    return int(text)
+    digits = text.lstrip("+-")
+    value = int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
+    return -value if text.startswith("-") else value
+
+
+def _longitude(value: float) -> float:
+    """Return a longitude in -180..180, taken modulo 360 when outside."""
+    return value if -180.0 <= value <= 180.0 else (value + 180.0) % 360.0 - 180.0
 
 
 def parse_bbox(text: str) -> BBox:
     """Parse a ``bbox`` value: 4 (or 6, heights ignored) comma-separated CRS84 numbers.
+
+    Longitudes outside -180..180 are taken modulo 360 (a box at least 360 degrees wide covers
+    every longitude) and latitudes beyond the poles are taken at the poles, so that every
+    pair of corners names the part of the globe it covers.
 
     Parameters
     ----------
@@ -230,41 +308,42 @@ def parse_bbox(text: str) -> BBox:
     Returns
     -------
     tuple of float
-        ``(min lon, min lat, max lon, max lat)``.
+        ``(min lon, min lat, max lon, max lat)`` with longitudes in -180..180 (``min lon >
+        max lon`` crosses the antimeridian) and latitudes in -90..90.
 
     Raises
     ------
     api.errors.InvalidParameterError
-        If the value is not 4 or 6 finite numbers, a latitude is outside -90..90, a longitude
-        outside -180..180, or the minimum latitude exceeds the maximum.
+        If the value is not 4 or 6 finite numbers or the south latitude exceeds the north one.
 
     """
     parts = text.split(",")
-    try:
-        numbers = [float(p) for p in parts]
-    except ValueError:
-        numbers = []
-    if len(numbers) not in (4, 6) or not all(n == n and abs(n) != float("inf") for n in numbers):
+    numbers = [float(p) for p in parts if _NUMBER.fullmatch(p)]
+    if (
+        len(numbers) != len(parts)
+        or len(numbers) not in (4, 6)
+        or not all(math.isfinite(n) for n in numbers)
+    ):
         msg = f"bbox must be 4 (or 6) comma-separated numbers in CRS84, not '{text}'"
         raise InvalidParameterError(msg)
     if len(numbers) == 6:
         numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
     minx, miny, maxx, maxy = numbers
-    if not (-90 <= miny <= 90 and -90 <= maxy <= 90):
-        raise InvalidParameterError(f"bbox latitudes must be within -90..90: '{text}'")
-    if not (-180 <= minx <= 180 and -180 <= maxx <= 180):
-        raise InvalidParameterError(f"bbox longitudes must be within -180..180: '{text}'")
     if miny > maxy:
-        msg = f"bbox minimum latitude exceeds the maximum: '{text}'"
+        msg = f"bbox south latitude ({miny:g}) exceeds its north latitude ({maxy:g}): '{text}'"
         raise InvalidParameterError(msg)
-    return (minx, miny, maxx, maxy)
+    miny, maxy = max(miny, -90.0), min(maxy, 90.0)
+    if maxx - minx >= 360.0:
+        return (-180.0, miny, 180.0, maxy)
+    return (_longitude(minx), miny, _longitude(maxx), maxy)
 
 
 def parse_datetime(text: str) -> tuple[dt.datetime | None, dt.datetime | None]:
     """Parse a ``datetime`` value: an RFC 3339 instant or an interval ``start/end``.
 
     Dates count as midnight UTC and date-times without an offset as UTC; ``..`` or an empty
-    string is an open end.
+    string is an open end, at most one end may be open. The accepted values are exactly those
+    matching :data:`DATETIME_PATTERN`, the pattern the OpenAPI document declares.
 
     Parameters
     ----------
@@ -283,25 +362,23 @@ def parse_datetime(text: str) -> tuple[dt.datetime | None, dt.datetime | None]:
         If the value is not an instant or interval, or the interval ends before it starts.
 
     """
-    parts = text.split("/")
-    if len(parts) == 1:
-        instant = _instant(text, text)
+    if not _DATETIME.fullmatch(text):
+        msg = (
+            "datetime must be an RFC 3339 date or date-time, or an interval start/end with at "
+            f"most one open end ('..'), not '{text}'"
+        )
+        raise InvalidParameterError(msg)
+    if "/" not in text:
+        instant = _instant(text)
         return instant, instant
-    if len(parts) != 2:
-        raise InvalidParameterError(f"datetime must be an instant or start/end, not '{text}'")
-    start = None if parts[0] in _OPEN else _instant(parts[0], text)
-    end = None if parts[1] in _OPEN else _instant(parts[1], text)
+    first, second = text.split("/")
+    start = None if first in _OPEN else _instant(first)
+    end = None if second in _OPEN else _instant(second)
     if start is not None and end is not None and start > end:
         raise InvalidParameterError(f"datetime interval ends before it starts: '{text}'")
     return start, end
 
 
-def _instant(part: str, text: str) -> dt.datetime:
-    msg = f"datetime is not an RFC 3339 date-time, date or interval: '{text}'"
-    if not _INSTANT.fullmatch(part):
-        raise InvalidParameterError(msg)
-    try:
-        value = dt.datetime.fromisoformat(part.upper().replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidParameterError(msg) from None
+def _instant(part: str) -> dt.datetime:
+    value = dt.datetime.fromisoformat(part.upper().replace("Z", "+00:00"))
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -10,13 +10,15 @@ the build.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api.dependencies import LIMIT_PARAMETER
+from api.dependencies import limit_parameter
 from api.errors import install_error_handlers
+from api.middleware import AllowedHostsMiddleware, HeadMiddleware
 from api.models import OgcException
 from api.openapi import convert_schema, to_openapi30
 from api.provider import BuildProvider, Provider
@@ -81,36 +83,54 @@ def create_app(settings: Settings | None = None, *, provider: Provider | None = 
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET"],
+            allow_methods=["GET", "HEAD"],
             allow_headers=["*"],
         )
+    if settings.allowed_hosts:
+        app.add_middleware(AllowedHostsMiddleware, allowed_hosts=settings.allowed_hosts)
+    app.add_middleware(HeadMiddleware)  # outermost: a HEAD is a GET everywhere inside
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = FastAPI.openapi(app)
-            app.openapi_schema = _finish(to_openapi30(document), settings)
+            app.openapi_schema = _finish(to_openapi30(document), settings, provider)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
-def _finish(document: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Complete the converted document: limits from the settings, errors, no 422."""
+def _finish(document: dict[str, Any], settings: Settings, provider: Provider) -> dict[str, Any]:
+    """Complete the converted document from the settings and the build being served.
+
+    The limits of ``limit`` come from the settings; ``collectionId`` lists the collections
+    served (any other id is a 404) with the first as example, and ``featureId`` has the first
+    feature of that collection as example, so that the examples describe a real feature. The
+    error schema is added and FastAPI's 422, which the API never returns, removed.
+    """
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas["OgcException"] = convert_schema(
         OgcException.model_json_schema(ref_template="#/components/schemas/{model}")
     )
+    ids = [c.id for c in provider.collections()]
+    examples = {"collectionId": ids[0]} if ids else {}
+    if ids:
+        first = provider.items(ids[0], limit=1).features
+        if first:
+            examples["featureId"] = str(json.loads(first[0])["id"])
+    limit = limit_parameter(settings.default_limit, settings.max_limit)
     for path_item in document.get("paths", {}).values():
         for operation in path_item.values():
             operation.get("responses", {}).pop("422", None)
-            for parameter in operation.get("parameters", []):
-                if parameter.get("name") == LIMIT_PARAMETER["name"] and parameter["in"] == "query":
-                    parameter["schema"] = {
-                        **parameter["schema"],
-                        "maximum": settings.max_limit,
-                        "default": settings.default_limit,
-                    }
+            parameters = operation.get("parameters", [])
+            for i, parameter in enumerate(parameters):
+                name, where = parameter.get("name"), parameter.get("in")
+                if (name, where) == ("limit", "query"):
+                    parameters[i] = limit
+                elif (name, where) == ("collectionId", "path") and ids:
+                    parameter["schema"] = {**parameter["schema"], "enum": ids}
+                if where == "path" and name in examples:
+                    parameter["example"] = examples[name]
     text = repr(document["paths"])
     for name in ("HTTPValidationError", "ValidationError"):
         if f"#/components/schemas/{name}" not in text:

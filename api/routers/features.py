@@ -46,7 +46,10 @@ CONFORMANCE = [
 
 _EXCEPTION = {"$ref": "#/components/schemas/OgcException"}
 BAD_REQUEST = {
-    "description": "A query parameter is unknown, repeated or has an invalid value.",
+    "description": (
+        "The request is invalid: a query parameter is unknown, repeated or has an invalid "
+        "value, or the Host header names a host this service does not answer to."
+    ),
     "content": {JSON: {"schema": _EXCEPTION}},
 }
 NOT_FOUND = {

@@ -13,7 +13,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from api.dependencies import base_url, format_parameter, get_provider, query_checker
+from api.dependencies import (
+    base_url,
+    format_parameter,
+    get_provider,
+    get_settings,
+    query_checker,
+)
 from api.models import Health
 from api.openapi import HTTP_METHODS
 from api.provider import Provider
@@ -38,9 +44,9 @@ _DEFINITION_RESPONSES: dict[int | str, Any] = {
 
 def _definition(request: Request) -> OpenAPIResponse:
     document: dict[str, Any] = request.app.openapi()
-    root_path = request.scope.get("root_path")
-    if root_path:
-        document = {**document, "servers": [{"url": root_path}]}
+    public = get_settings(request).base_url or request.scope.get("root_path")
+    if public:
+        document = {**document, "servers": [{"url": public}]}
     return OpenAPIResponse(document)
 
 

@@ -55,15 +55,33 @@ def test_api_describes_the_ogc_operations(document: dict) -> None:
     }
     params = {p["name"]: p for p in items["parameters"]}
     assert {"collectionId", "limit", "offset", "bbox", "datetime", "f"} <= set(params)
-    assert params["limit"]["schema"] == {
-        "type": "integer",
-        "minimum": 1,
-        "maximum": 10000,
-        "default": 10,
-    }
-    assert params["bbox"]["schema"]["type"] == "array"
+    # larger limits are clamped, not refused: the schema has no maximum, the text names it
+    assert params["limit"]["schema"] == {"type": "integer", "minimum": 1, "default": 10}
+    assert "At most 10000 features" in params["limit"]["description"]
+    assert params["offset"]["schema"]["minimum"] == 0
+    bbox = params["bbox"]["schema"]
+    assert bbox["type"] == "array" and bbox["items"] == {"type": "number"}
+    assert [(s["minItems"], s["maxItems"]) for s in bbox["oneOf"]] == [(4, 4), (6, 6)]
     assert params["bbox"]["explode"] is False
+    assert params["datetime"]["schema"]["minLength"] == 1  # datetime= is refused
     assert params["collectionId"]["in"] == "path"
+    assert params["collectionId"]["schema"]["enum"] == ["hex", "hex_r8", "units", "study_area"]
+    assert params["collectionId"]["example"] == "hex"
+    for path in (
+        "/collections/{collectionId}/items",
+        "/collections/{collectionId}/items/{featureId}",
+    ):
+        for status, response in document["paths"][path]["get"]["responses"].items():
+            media = "application/geo+json" if status == "200" else "application/json"
+            assert list(response["content"]) == [media], (path, status)
+            assert "type" not in response["content"][media]["schema"], (path, status)
+    feature = document["paths"]["/collections/{collectionId}/items/{featureId}"]["get"]
+    assert feature["responses"]["200"]["content"]["application/geo+json"]["schema"] == {
+        "$ref": "#/components/schemas/FeatureGeoJSON"
+    }
+    assert content["application/geo+json"]["schema"] == {
+        "$ref": "#/components/schemas/FeatureCollectionGeoJSON"
+    }
     api_content = document["paths"]["/api"]["get"]["responses"]["200"]["content"]
     assert api_content[OPENAPI_JSON] == {"schema": {"type": "object"}}
     operation_ids = [
@@ -79,7 +97,8 @@ def test_api_limit_follows_the_settings(build_dir: Path) -> None:
         document = client.get("/api").json()
     items = document["paths"]["/collections/{collectionId}/items"]["get"]
     (limit,) = [p for p in items["parameters"] if p["name"] == "limit"]
-    assert limit["schema"]["maximum"] == 500 and limit["schema"]["default"] == 25
+    assert limit["schema"] == {"type": "integer", "minimum": 1, "default": 25}
+    assert "At most 500 features" in limit["description"]
     OpenAPIV30SpecValidator(document).validate()
 
 

@@ -129,7 +129,7 @@ def test_last_page_has_no_next(client: TestClient, expected: dict[str, gpd.GeoDa
 
 @pytest.mark.parametrize(
     ("given", "used"),
-    [("0", 1), ("-5", 1), ("1", 1), ("+3", 3), ("20000", 10000), ("99999999", 10000)],
+    [("1", 1), ("+3", 3), ("10000", 10000), ("20000", 10000), ("9" * 40, 10000)],
 )
 def test_limit_is_clamped(
     client: TestClient, expected: dict[str, gpd.GeoDataFrame], given: str, used: int
@@ -154,21 +154,31 @@ def test_limits_come_from_the_settings(build_dir: Path) -> None:
         "limit=abc",
         "limit=1.5",
         "limit=",
+        "limit=0",
+        "limit=-5",
+        "limit=%201",
         "offset=-1",
         "offset=x",
+        "offset=",
         "bbox=1,2,3",
         "bbox=a,b,c,d",
         "bbox=1,2,3,4,5",
+        "bbox=1,2,3,4,5,6,7",
         "bbox=0,60,1,50",
-        "bbox=0,-91,1,0",
-        "bbox=-181,0,1,1",
+        "bbox=0,0,-1,10,-10,1",
         "bbox=nan,0,1,1",
         "bbox=",
         "bbox=0,0,inf,1",
+        "bbox=0,0,1_0,1",
+        "bbox=0,0,,1",
         "datetime=yesterday",
         "datetime=2019-13-01",
+        "datetime=2019-02-29",
         "datetime=2019-06-01T25:00:00Z",
+        "datetime=2019-06-01T23:59:60Z",
         "datetime=2020-01-01/2019-01-01",
+        "datetime=../..",
+        "datetime=/",
         "datetime=a/b/c",
         "datetime=",
         "foo=bar",
@@ -202,6 +212,8 @@ def test_invalid_query_is_400(client: TestClient, query: str) -> None:
         "2019-01-01/",
         "/2019-01-01",
         "2019-06-15T12:00:00.250Z",
+        "2020-02-29",
+        "2000-02-29T00:00:00-23:59",
     ],
 )
 def test_any_valid_datetime_selects_everything(
@@ -265,6 +277,46 @@ def test_bbox_with_heights_and_across_the_antimeridian(
     want = frame.loc[frame.intersects(shapely.box(-180, miny, cx, maxy)), "unit_id"]
     assert [f["id"] for f in crossing["features"]] == want.tolist()
     assert 0 < len(want) < len(frame)
+
+
+def test_bbox_beyond_the_poles_and_the_antimeridian(
+    client: TestClient, expected: dict[str, gpd.GeoDataFrame]
+) -> None:
+    """Every schema-valid box is served: latitudes stop at the poles, longitudes wrap."""
+    frame = expected["units"]
+    minx, miny, maxx, maxy = frame.total_bounds
+    cx = (minx + maxx) / 2
+
+    def ids(bbox: str) -> list[str]:
+        response = client.get("/collections/units/items", params={"bbox": bbox, "limit": 10000})
+        assert response.status_code == 200, (bbox, response.text)
+        return [f["id"] for f in response.json()["features"]]
+
+    everything = frame["unit_id"].tolist()
+    west = ids(f"{minx},{miny},{cx},{maxy}")
+    assert 0 < len(west) < len(everything)
+    assert ids(f"{minx},-100,{maxx},1e300") == ids(f"{minx},-90,{maxx},90") == everything
+    assert ids(f"{minx + 360},{miny},{cx + 360},{maxy}") == west
+    assert ids(f"{minx - 720},{miny},{cx - 720},{maxy}") == west
+    assert ids(f"-200,{miny},160,{maxy}") == everything  # 360 degrees wide
+    assert ids(f"179,{miny},{cx + 360},{maxy}") == ids(f"179,{miny},{cx},{maxy}") == west
+
+
+def test_empty_datetime_is_refused_as_the_document_says(client: TestClient) -> None:
+    document = client.get("/api").json()
+    items = document["paths"]["/collections/{collectionId}/items"]["get"]
+    (param,) = [p for p in items["parameters"] if p["name"] == "datetime"]
+    assert param["schema"]["minLength"] == 1
+    assert re.search(param["schema"]["pattern"], "") is None
+    assert re.search(param["schema"]["pattern"], "2019-06-15") is not None
+    for url in ("/collections/hex/items?datetime=", "/collections/hex/items?limit=2&datetime="):
+        response = client.get(url)
+        assert response.status_code == 400
+        assert response.headers["content-type"] == "application/json"
+        body = response.json()
+        assert set(body) == {"code", "description"} and body["code"] == "InvalidParameterValue"
+        assert "datetime" in body["description"]
+    assert "400" in items["responses"]
 
 
 @pytest.mark.parametrize("fmt", ["json", "geojson"])

@@ -1,0 +1,91 @@
+"""Schemathesis fuzzes every operation of ``/api`` against the app over a real build.
+
+The OpenAPI document the app serves is loaded in-process (ASGI, no network) and every
+operation runs through schemathesis' examples, coverage and fuzzing phases, in positive and
+negative modes, with every check enabled (the ``--checks all`` of its command line): the server
+must accept what the document allows, refuse what it does not with a declared status and the
+declared error schema, and answer with the declared media types and schemas.
+
+The run is bounded and deterministic: ``MAX_EXAMPLES`` examples per operation and phase,
+derandomised, no example database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from schemathesis import Case
+from schemathesis.specs.openapi.schemas import OpenApiSchema
+
+from api.dependencies import parse_datetime
+from api.errors import InvalidParameterError
+from api.main import create_app
+from api.settings import Settings
+
+#: Examples per operation and phase: enough to cover every parameter, small enough that the
+#: whole run takes well under a minute on two cores.
+MAX_EXAMPLES = 25
+
+
+@pytest.fixture(autouse=True)
+def _node_id_for_schemathesis(request: pytest.FixtureRequest) -> None:
+    # schemathesis' ``from_fixture`` reads ``node._nodeid``, which pytest 9.2 no longer has
+    # (pytest keeps the id elsewhere); give it the attribute it reads. Harmless on earlier
+    # pytest versions, where the attribute exists.
+    if not hasattr(request.node, "_nodeid"):
+        request.node._nodeid = request.node.nodeid
+
+
+def _violates_documented_constraints(query: dict[str, Any] | None) -> bool:
+    """Whether a query breaks a rule the document states in words only.
+
+    OpenAPI 3.0 cannot say that a bbox's south latitude must not exceed its north latitude or
+    that a datetime interval must not end before it starts; the parameter descriptions say
+    so and the server refuses such values with 400. Schema-valid cases that break these rules
+    are not "valid data" and are left out of the positive cases.
+    """
+    query = query or {}
+    bbox = query.get("bbox")
+    numbers = bbox.split(",") if isinstance(bbox, str) else bbox
+    if isinstance(numbers, list) and len(numbers) in (4, 6):
+        south, north = numbers[1], numbers[3 if len(numbers) == 4 else 4]
+        try:
+            if float(south) > float(north):
+                return True
+        except (TypeError, ValueError):
+            pass
+    value = query.get("datetime")
+    if isinstance(value, str) and "/" in value:
+        try:
+            parse_datetime(value)
+        except InvalidParameterError as exc:
+            return "ends before it starts" in str(exc)
+    return False
+
+
+@pytest.fixture(scope="module")
+def api_schema(build_dir: Path) -> Iterator[OpenApiSchema]:
+    app = create_app(Settings(build_dir=build_dir))
+    schema = schemathesis.openapi.from_asgi("/api", app)
+    schema.config.generation.update(max_examples=MAX_EXAMPLES, deterministic=True, database="none")
+    schema.config.checks.update(included_check_names=["all"])
+
+    @schema.hook
+    def filter_case(context: schemathesis.HookContext, case: Case) -> bool:
+        if case.meta is not None and case.meta.generation.mode.is_positive:
+            return not _violates_documented_constraints(case.query)
+        return True
+
+    yield schema
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+def test_every_operation_conforms_to_the_document(case: Case) -> None:
+    case.call_and_validate()
