@@ -1020,7 +1020,7 @@ def _ingest_vector(
     raw = read_source(
         path,
         layer=cfg.layer,
-        **({"member": cfg.member} if cfg.member else {}),  # TEMP until readers land
+        member=cfg.member,
         delimiter=fmt.delimiter,
         encoding=fmt.encoding,
         sheet=fmt.sheet,
@@ -1043,7 +1043,7 @@ def _ingest_vector(
     if unit is not None:
         accepted["unit_id"] = frame.units["unit_id"].to_numpy()[unit]
         accepted["h3"] = cells_to_strings(cells[frame.resolutions[0]]) if cells else None
-    notes = list(getattr(raw, "notes", [])) + parsed.notes  # TEMP getattr until readers land
+    notes = raw.notes + parsed.notes
     if snapped:
         notes.append(
             f"{snapped:,} point(s) up to {cfg.snap_m:g} m outside the units assigned to the "

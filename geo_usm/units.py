@@ -187,7 +187,7 @@ def read_units(city: City) -> tuple[gpd.GeoDataFrame, list[str]]:
     """
     cfg = city.config.units
     path = city.resolve(cfg.path)
-    gdf = read_polygons(path, layer=cfg.layer)
+    gdf = read_polygons(path, layer=cfg.layer, wkt=cfg.wkt, crs=cfg.crs, member=cfg.member)
     if gdf.empty:
         raise InputError(
             "the units layer has no features",
@@ -242,7 +242,7 @@ def read_study_area(city: City, crs: CRS) -> shapely.Geometry | None:
     if ref is None:
         return None
     path = city.resolve(ref.path)
-    gdf = read_polygons(path, layer=ref.layer)
+    gdf = read_polygons(path, layer=ref.layer, wkt=ref.wkt, crs=ref.crs, member=ref.member)
     if gdf.empty:
         raise InputError("the study area layer has no features", path=path)
     return shapely.union_all(to_crs(np.asarray(gdf.geometry.values), gdf.crs, crs))
