@@ -119,7 +119,7 @@ def test_clear_messages_for_wrong_layer_sheet_where(tmp_path):
     with pytest.raises(InputError, match="no sheet 'data'; the sheets are: datos"):
         read_source(tmp_path / "t.xlsx", sheet="data")
     (tmp_path / "fake.xlsx").write_text("a,b\n1,2\n")
-    with pytest.raises(InputError, match="not a readable Excel workbook"):
+    with pytest.raises(InputError, match="is a text file, not an Excel workbook"):
         read_source(tmp_path / "fake.xlsx")
     (tmp_path / "t.csv").write_text("a,b\n1,2\n")
     with pytest.raises(InputError, match="only applies to vector files"):
