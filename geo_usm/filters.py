@@ -78,6 +78,7 @@ from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pandas.api import types as ptypes
 
 from geo_usm.errors import CityFileError, GeoUsmError
@@ -541,20 +542,35 @@ _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
 
 @dataclass
 class _Values:
-    """An operand's values over the rows, with conversions computed once."""
+    """An operand's values over the rows, with conversions computed once.
+
+    A text column is held factorised: ``raw`` holds its distinct stripped texts followed by
+    ``''`` and ``codes`` the position of each row's text in ``raw`` (``-1``, the final ``''``,
+    where NULL). Text operations run once per distinct text and are spread to the rows with
+    ``codes``: columns of categories, tags and codes have few distinct values.
+    """
 
     kind: Kind
     label: str  # how messages name it: "column 'x'" or "the literal 'abc'"
     literal: bool
-    raw: Any  # numeric array / DatetimeArray / text array, or a scalar for a literal
-    null: Any  # bool array, or a bool for a literal
+    raw: Any  # numeric array / DatetimeArray / distinct texts, or a scalar for a literal
+    null: Any  # bool array, or a numpy bool for a literal
     tz: Any = None
+    codes: np.ndarray | None = None
     _cache: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+    def per_text(self, function: Callable[[Any], Any]) -> Any:
+        """Apply a vectorised function to the rows' texts (once per distinct text)."""
+        if self.codes is not None:
+            return np.asarray(function(self.raw))[self.codes]
+        return function(self.text()[0])
 
     def text(self) -> tuple[Any, Any]:
         """Return the values as stripped text (``''`` where NULL) and the NULL mask."""
         if "text" not in self._cache:
-            if self.kind == "text" or self.literal:
+            if self.codes is not None:
+                values = self.raw[self.codes]
+            elif self.kind == "text" or self.literal:
                 values = self.raw if self.kind == "text" else str(self.raw)
             elif self.kind == "number":
                 text = pd.Series(self.raw, dtype=object).astype(str).to_numpy(dtype=object)
@@ -580,11 +596,16 @@ class _Values:
                     raise FilterEvaluationError(msg, hint=hint)
                 self._cache["number"] = (number.iloc[0].item(), np.False_)
             else:
-                text = pd.Series(np.where(self.null, None, self.raw), dtype=object)
-                number = pd.to_numeric(text, errors="coerce")
-                if number.dtype not in (np.int64, np.float64):
-                    number = number.astype(np.float64)
-                self._cache["number"] = (number.to_numpy(), number.isna().to_numpy())
+
+                def to_number(text: Any) -> Any:
+                    number = pd.to_numeric(pd.Series(text, dtype=object), errors="coerce")
+                    if number.dtype not in (np.int64, np.float64):
+                        number = number.astype(np.float64)
+                    return number.to_numpy()
+
+                values = self.per_text(to_number)
+                null = self.null | pd.isna(values)
+                self._cache["number"] = (values, null)
         return self._cache["number"]
 
     def datetime(self, other: _Values) -> tuple[Any, Any]:
@@ -627,8 +648,13 @@ def _column_values(name: str, series: pd.Series) -> _Values:
     label = f"column {name!r}"
     null = series.isna().to_numpy(dtype=bool)
     dtype = series.dtype
+    if isinstance(dtype, pd.ArrowDtype) and pa.types.is_timestamp(dtype.pyarrow_dtype):
+        unit, tz = dtype.pyarrow_dtype.unit, dtype.pyarrow_dtype.tz
+        series = series.astype(pd.DatetimeTZDtype(unit, tz) if tz else f"datetime64[{unit}]")
+        dtype = series.dtype
     if ptypes.is_bool_dtype(dtype):
-        return _Values("number", label, False, series.to_numpy(np.int64, na_value=0), null)
+        values = series.astype("boolean").to_numpy(np.int64, na_value=0)
+        return _Values("number", label, False, values, null)
     if ptypes.is_numeric_dtype(dtype) and not ptypes.is_complex_dtype(dtype):
         if ptypes.is_integer_dtype(dtype) and dtype != np.uint64:
             return _Values("number", label, False, series.to_numpy(np.int64, na_value=0), null)
@@ -637,11 +663,19 @@ def _column_values(name: str, series: pd.Series) -> _Values:
     if ptypes.is_datetime64_any_dtype(dtype):
         tz = dtype.tz if isinstance(dtype, pd.DatetimeTZDtype) else None
         return _Values("datetime", label, False, series.array, null, tz=tz)
-    values = series.to_numpy(dtype=object)
-    text = pd.Series(np.where(null, "", values), dtype=object).astype(str).str.strip()
-    stripped = text.to_numpy(dtype=object)
-    null = null | (stripped == "")
-    return _Values("text", label, False, stripped, null)
+    codes, uniques = pd.factorize(series)  # NULL (None, NaN, NA, NaT) is code -1
+    distinct = np.asarray(uniques, dtype=object)
+    if ptypes.infer_dtype(distinct, skipna=False) not in ("string", "empty"):
+        # other objects (numbers, dates, bytes...) are compared as their text; factorise that
+        # text, as 5, 5.0 and True are one value to pandas but three texts
+        text = pd.Series(np.where(null, "", series.to_numpy(dtype=object)), dtype=object)
+        codes, uniques = pd.factorize(text.astype(str).to_numpy(dtype=object))
+        codes[null] = -1
+        distinct = np.asarray(uniques, dtype=object)
+    stripped = pd.Series(distinct, dtype=object).str.strip().to_numpy(dtype=object)
+    raw = np.concatenate([stripped, np.array([""], dtype=object)])
+    codes = np.where(raw[codes] == "", -1, codes)  # empty or whitespace-only: NULL
+    return _Values("text", label, False, raw, codes < 0, codes=codes)
 
 
 def _const_values(const: Const) -> _Values:
@@ -798,13 +832,15 @@ class Filter:
         if isinstance(node, IsNull):
             null = values(node.operand).null
             return (~null, null) if node.negated else (null, ~null)
-        text, null = values(node.operand).text()
+        item = values(node.operand)
         rx = _like_regex(node.pattern)
-        if isinstance(text, str):
-            match: Any = rx.match(text) is not None
+        if item.literal:
+            match: Any = rx.match(item.text()[0]) is not None
         else:
-            match = pd.Series(text, dtype=object).str.match(rx).to_numpy(dtype=bool)
-        true, false = match & ~null, ~match & ~null
+            match = item.per_text(
+                lambda text: pd.Series(text, dtype=object).str.match(rx).to_numpy(dtype=bool)
+            )
+        true, false = match & ~item.null, ~match & ~item.null
         return (false, true) if node.negated else (true, false)
 
 
@@ -820,9 +856,19 @@ def _compare(op: str, a: _Values, b: _Values) -> Truth:
     elif "number" in (a.kind, b.kind):
         va, na = a.number(b)
         vb, nb = b.number(a)
+    elif b.literal and not a.literal:  # compare each distinct text once
+        result = a.per_text(lambda text: _COMPARE[op](text, b.raw))
+        return _truth_of(np.asarray(result, dtype=bool), a.null)
+    elif a.literal and not b.literal:
+        result = b.per_text(lambda text: _COMPARE[op](a.raw, text))
+        return _truth_of(np.asarray(result, dtype=bool), b.null)
     else:
         va, na = a.text()
         vb, nb = b.text()
-    result = np.asarray(_COMPARE[op](va, vb), dtype=bool)
-    known = ~(na | nb)
+    return _truth_of(np.asarray(_COMPARE[op](va, vb), dtype=bool), na | nb)
+
+
+def _truth_of(result: Any, null: Any) -> Truth:
+    """Combine a comparison's result with the NULL mask of its operands."""
+    known = ~null
     return result & known, ~result & known

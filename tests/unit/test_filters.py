@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyogrio
 import pytest
 import shapely
@@ -316,6 +317,34 @@ def test_object_and_category_columns_compare_as_text() -> None:
     assert keep("cat IS NULL", frame) == [1]
     assert keep("mixed > 1", frame) == [0, 2]
     assert keep("mixed = 'x'", frame) == [1]
+
+
+def test_objects_that_pandas_sees_as_one_value_keep_their_own_text() -> None:
+    frame = pd.DataFrame({"mix": pd.Series([5, 5.0, True, None, " "], dtype=object)})
+    assert keep("mix = '5'", frame) == [0]
+    assert keep("mix = '5.0'", frame) == [1]
+    assert keep("mix = 'True'", frame) == [2]
+    assert keep("mix = 5", frame) == [0, 1]
+    assert keep("mix IS NULL", frame) == [3, 4]
+
+
+def test_arrow_backed_columns() -> None:
+    frame = pd.DataFrame(
+        {
+            "i": pd.array([1, None, 3], dtype=pd.ArrowDtype(pa.int64())),
+            "b": pd.array([True, None, False], dtype=pd.ArrowDtype(pa.bool_())),
+            "s": pd.array(["x", None, " y"], dtype=pd.ArrowDtype(pa.string())),
+            "t": pd.array(
+                [pd.Timestamp("2021-01-01"), None, pd.Timestamp("2022-01-01")],
+                dtype=pd.ArrowDtype(pa.timestamp("ms", tz="UTC")),
+            ),
+        }
+    )
+    assert keep("i > 1", frame) == [2]
+    assert keep("b = 1 OR b = 0", frame) == [0, 2]
+    assert keep("s = 'y' OR s IS NULL", frame) == [1, 2]
+    assert keep("t >= '2021-06-01'", frame) == [2]
+    assert keep("t IS NULL", frame) == [1]
 
 
 def test_index_and_empty_frames() -> None:
