@@ -65,6 +65,12 @@ Semantics
 - **Columns** are matched exactly (case-sensitive); an absent column raises
   :class:`UnknownColumnError`, which lists the columns of the table. Columns of other types
   (object columns of Python values, categories...) are compared as their text (``str``).
+
+Differences from GDAL's OGR SQL, where a filter written for it behaves otherwise: OGR SQL
+compares texts with ``<``, ``<=``, ``>``, ``>=`` ignoring case (here: code-point order, as SQLite)
+and its ``LIKE`` respects case (here: ASCII case ignored, as SQLite, i.e. OGR SQL's ``ILIKE``);
+OGR SQL refuses a text column compared with a number (here: numeric comparison). ``=``, ``<>``,
+``IN``, ``IS NULL``, ``BETWEEN`` and ``NOT`` select the same rows.
 """
 
 from __future__ import annotations
