@@ -29,7 +29,7 @@ from pyproj import CRS
 
 from geo_usm.cityfile import City, ColumnMapping, ColumnValue, DateParts, LayerConfig
 from geo_usm.errors import InputError
-from geo_usm.filters import parse_filter
+from geo_usm.filters import FilterEvaluationError, parse_filter
 from geo_usm.geo import WGS84, cells_to_strings, point_cells, to_crs, transformer
 from geo_usm.io import RawTable, file_sha256, read_raster, read_source
 from geo_usm.schema import COUNT_KEY, SEX_VALUES, FieldSpec, LayerKind
@@ -1072,16 +1072,14 @@ def _apply_filter(raw: RawTable, name: str, cfg: LayerConfig) -> int:
     if not cfg.format.where:
         return 0
     flt = parse_filter(cfg.format.where)
-    missing = sorted(c for c in flt.columns if c not in raw.frame.columns)
-    if missing:
-        names = ", ".join(map(str, list(raw.frame.columns)[:20]))
+    try:
+        keep = np.asarray(flt.evaluate(raw.frame), dtype=bool)
+    except FilterEvaluationError as exc:
         raise InputError(
-            f"layer '{name}': the where filter reads column(s) {', '.join(missing)} that the "
-            f"file does not have; columns are: {names[:400]}",
+            f"layer '{name}': format.where: {exc.message}",
             path=raw.path,
-            hint=f"fix layers.{name}.format.where",
-        )
-    keep = np.asarray(flt.evaluate(raw.frame), dtype=bool)
+            hint=exc.hint or f"fix layers.{name}.format.where",
+        ) from None
     if keep.all():
         return 0
     numbers = raw.numbers[keep]
