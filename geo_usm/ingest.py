@@ -162,6 +162,9 @@ class ParsedLayer:
         Per field, why each record's value was cleaned to NULL (``None``: kept).
     codes : numpy.ndarray or None
         The admin-unit code of each record of a layer located by unit code.
+    time_known : numpy.ndarray or None
+        For temporal kinds, whether each record's datetime carries a time of day (a month, or
+        a date without a time, does not).
 
     """
 
@@ -176,6 +179,7 @@ class ParsedLayer:
     notes: list[str] = field(default_factory=list)
     cleaned_reasons: dict[str, np.ndarray] = field(default_factory=dict)
     codes: np.ndarray | None = None
+    time_known: np.ndarray | None = None
 
     def clean(self, fname: str, mask: np.ndarray, reason: str) -> np.ndarray:
         """Record why the values in ``mask`` are cleaned to NULL (the first reason wins).
@@ -628,6 +632,7 @@ def _parse_time(parsed: ParsedLayer, mapping: Mapping, config: LayerConfig) -> N
     cols = parsed.columns
     na = set(fmt.na_values)
     key = "month" if "month" in mapping else "datetime" if "datetime" in mapping else None
+    parsed.time_known = np.zeros(len(cols), dtype=bool)
     if key is None:
         cols["datetime"] = pd.Series(pd.NaT, index=cols.index, dtype="datetime64[ns]")
         cols["month"] = pd.Series(None, index=cols.index, dtype=object)
@@ -637,6 +642,9 @@ def _parse_time(parsed: ParsedLayer, mapping: Mapping, config: LayerConfig) -> N
     hint = ""
     if isinstance(spec, DateParts):
         values, missing, bad = _from_parts(parsed, spec, fmt.datetime_format, na, fmt.dayfirst)
+        timed = spec.time if spec.date is not None else spec.hour
+        if key == "datetime" and timed is not None:
+            parsed.time_known = _text(parsed.raw.frame[timed], na).notna().to_numpy()
     else:
         pattern = fmt.month_format if key == "month" else fmt.datetime_format
         text = _text(_source(parsed.raw, mapping, key, parsed.name), na)  # type: ignore[arg-type]
@@ -646,6 +654,11 @@ def _parse_time(parsed: ParsedLayer, mapping: Mapping, config: LayerConfig) -> N
         missing = text.isna().to_numpy()
         bad = ~missing & values.isna().to_numpy()
         hint = f" (expected {pattern})" if pattern else ""
+        if key == "datetime" and pattern:
+            has_time = any(d in pattern for d in ("%H", "%I", "%X", "%c", "%T", "%R"))
+            parsed.time_known = np.full(len(cols), has_time) & ~missing
+        elif key == "datetime":
+            parsed.time_known = text.str.contains(r"\d{1,2}:\d{2}", na=False).to_numpy(dtype=bool)
     parsed.reject(missing, f"missing date ('{label}')")
     parsed.reject(bad, f"unparseable date ('{label}'){hint}")
     lo, hi = date_bounds(config)
@@ -904,6 +917,8 @@ class Records:
         H3 resolution to the uint64 cell of each accepted point or raster pixel.
     values : numpy.ndarray or None
         Raster pixel values.
+    time_known : numpy.ndarray or None
+        Whether each accepted record of a temporal layer has a time of day.
 
     """
 
@@ -917,6 +932,7 @@ class Records:
     unit: np.ndarray | None = None
     cells: dict[int, np.ndarray] = field(default_factory=dict)
     values: np.ndarray | None = None
+    time_known: np.ndarray | None = None
 
 
 def ingest_layer(city: City, name: str, frame: SpatialFrame) -> Records:
@@ -1064,7 +1080,10 @@ def _ingest_vector(
         filtered=filtered,
         snapped=snapped,
     )
-    return Records(name, kind, cfg, report, accepted, geometry, rejects, unit, cells)
+    time_known = None if parsed.time_known is None else parsed.time_known[parsed.ok]
+    return Records(
+        name, kind, cfg, report, accepted, geometry, rejects, unit, cells, time_known=time_known
+    )
 
 
 def _apply_filter(raw: RawTable, name: str, cfg: LayerConfig) -> int:
