@@ -130,6 +130,8 @@ class RawTable:
         indexed by record number - 1 (malformed records included); ``None`` for other sources.
     member : str or None
         The member read when ``path`` is a zip archive.
+    delimiter, encoding : str or None
+        For a text table, the delimiter and the text encoding it was read with.
 
     """
 
@@ -143,6 +145,8 @@ class RawTable:
     notes: list[str] = field(default_factory=list)
     lines: np.ndarray | None = None
     member: str | None = None
+    delimiter: str | None = None
+    encoding: str | None = None
 
     @property
     def numbers(self) -> np.ndarray:
@@ -499,6 +503,8 @@ def _read_content(content: _Content, opts: _Options) -> RawTable:
             notes=content.notes + table.notes,
             lines=table.lines,
             member=content.member,
+            delimiter=table.delimiter,
+            encoding=table.encoding,
         )
         if PurePosixPath(content.name).name.lower() == "stops.txt":
             raw.default_columns = dict(GTFS_STOPS_COLUMNS)

@@ -258,7 +258,7 @@ def sniff(head: bytes, *, zip_names: list[str] | None = None) -> str:
     for bom, encoding in BOMS:
         if head.startswith(bom):
             return "text" if encoding == "utf-8" else encoding
-    if b"\x00" in head:
+    if head.count(0) > 0.05 * len(head):  # a few NUL bytes may be stray in a text file
         return _nul_kind(head)
     return _text_kind(head)
 

@@ -422,6 +422,26 @@ def _header_names(header: str, sep: str, h: int, path: Path, *, explicit: bool) 
     return names
 
 
+@dataclass
+class _Extra:
+    """A record read apart from the bulk: its first line, its text and its fields."""
+
+    line: int
+    text: str
+    fields: list[str]
+    trailing: bool
+
+    @classmethod
+    def of(cls, line: int, text: str, fields: list[str], width: int) -> _Extra | None:
+        """Return the record, or None if it has too many fields (beyond a trailing one)."""
+        trailing = len(fields) == width + 1 and fields[-1] == ""
+        if trailing:
+            fields = fields[:-1]
+        if len(fields) > width:
+            return None
+        return cls(line, text, fields, trailing)
+
+
 class _Lines:
     """The data lines of a text table, classified with array operations."""
 
@@ -487,49 +507,52 @@ class _Lines:
         single_byte = len(sep.encode("utf-8")) == 1
         last = self.arr[np.maximum(e - 1, 0)] if m else np.zeros(0, np.uint8)
         ends_sep = (e > s) & (last == ord(sep)) if single_byte else np.zeros(m, dtype=bool)
-        trailing = bool(
-            names[-1] != ""
-            and clean.any()
-            and np.all((nfields[clean] == width + 1) & ends_sep[clean])
-        )
-        if trailing:
-            notes.append(
-                f"every data line ends with the delimiter {sep!r} but the header does not: the "
-                "empty last field was ignored (otherwise every column would shift by one)"
-            )
-        ncols = width + 1 if trailing else width
-        too_many = clean & ((nfields > ncols) | ((nfields == ncols) & trailing & ~ends_sep))
-        keep = clean & ~too_many
-        extra_lines: list[int] = []
-        extra_rows: list[list[str]] = []
-        bad: list[tuple[int, str, str]] = [
-            (i, self.text(i), WRONG_FIELD_COUNT) for i in np.flatnonzero(too_many).tolist()
-        ]
+        bad: list[tuple[int, str, str]] = []
+        extras: list[_Extra] = []
         interesting = np.flatnonzero(~clean & ~blank)
         if interesting.size:
             odd = np.flatnonzero((qcount & 1) == 1) if single_byte else None
-            consumed = self._anomalies(
-                interesting, odd, sep, width, trailing, extra_lines, extra_rows, bad
+            consumed = self._anomalies(interesting, odd, sep, width, extras, bad)
+            clean &= ~consumed
+        # Lines ending with one delimiter too many: read as a trailing delimiter when most
+        # records do so (and the header does not), else they have a wrong number of fields.
+        n_records = int(clean.sum()) + len(extras)
+        n_trailing = int(np.count_nonzero(clean & (nfields == width + 1) & ends_sep))
+        n_trailing += sum(x.trailing for x in extras)
+        trailing = names[-1] != "" and 2 * n_trailing > n_records
+        if trailing:
+            notes.append(
+                f"the data lines end with the delimiter {sep!r} but the header does not: the "
+                "empty last field was ignored (otherwise every column would shift by one)"
             )
-            keep &= ~consumed
+        else:
+            bad += [(x.line, x.text, WRONG_FIELD_COUNT) for x in extras if x.trailing]
+            extras = [x for x in extras if not x.trailing]
+        ncols = width + 1 if trailing else width
+        too_many = clean & (nfields > ncols)
+        if trailing:
+            too_many |= clean & (nfields == ncols) & ~ends_sep
+        bad += [(i, self.text(i), WRONG_FIELD_COUNT) for i in np.flatnonzero(too_many).tolist()]
+        keep = clean & ~too_many
         frame = self._parse_clean(keep, sep, ncols)
         if trailing:
             frame = frame.iloc[:, :width]
         frame.columns = names
         kept = np.flatnonzero(keep)
-        if extra_rows:
-            extra = pd.DataFrame(extra_rows, columns=names, dtype=str)
-            frame = pd.concat([frame, extra], ignore_index=True)
-        row_lines = np.concatenate([kept, np.asarray(extra_lines, dtype=np.int64)])
+        if extras:
+            rows = [x.fields + [""] * (width - len(x.fields)) for x in extras]
+            frame = pd.concat([frame, pd.DataFrame(rows, columns=names, dtype=str)])
+        extra_lines = np.asarray([x.line for x in extras], dtype=np.int64)
+        row_lines = np.concatenate([kept, extra_lines])
         bad_lines = np.asarray([b[0] for b in bad], dtype=np.int64)
         all_lines = np.concatenate([row_lines, bad_lines])
         order = np.argsort(all_lines, kind="stable")
         record_of = np.empty(all_lines.size, dtype=np.int64)
         record_of[order] = np.arange(1, all_lines.size + 1)
         numbers: np.ndarray | None = None
-        if extra_rows:
+        if extras:
             row_order = np.argsort(row_lines, kind="stable")
-            frame = frame.iloc[row_order].reset_index(drop=True)
+            frame = frame.iloc[row_order]
             numbers = record_of[: row_lines.size][row_order]
         elif bad:
             numbers = record_of[: row_lines.size]
@@ -554,26 +577,20 @@ class _Lines:
             notes=notes,
         )
 
-    def _fit(self, fields: list[str], width: int, trailing: bool) -> list[str] | None:
-        """Return a row of ``width`` fields (short rows padded), or None if it has too many."""
-        if trailing and len(fields) == width + 1 and fields[-1] == "":
-            fields = fields[:-1]
-        if len(fields) > width:
-            return None
-        return fields + [""] * (width - len(fields))
-
     def _anomalies(
         self,
         interesting: np.ndarray,
         odd: np.ndarray | None,
         sep: str,
         width: int,
-        trailing: bool,
-        extra_lines: list[int],
-        extra_rows: list[list[str]],
+        extras: list[_Extra],
         bad: list[tuple[int, str, str]],
     ) -> np.ndarray:
-        """Read the lines the array pass could not classify, one by one; return consumed lines."""
+        """Read the lines the array pass could not classify, one by one; return consumed lines.
+
+        A record with one empty field too many is kept with ``trailing`` set: whether the file
+        ends its lines with a delimiter is decided once every record is known.
+        """
         consumed = np.zeros(self.s.size, dtype=bool)
         resume = 0
         for k in interesting.tolist():
@@ -582,12 +599,11 @@ class _Lines:
             line = self.text(k)
             fields, status = split_record(line, sep)
             if status == _OK:
-                row = self._fit(fields, width, trailing)
-                if row is None:
+                extra = _Extra.of(k, line, fields, width)
+                if extra is None:
                     bad.append((k, line, WRONG_FIELD_COUNT))
                 else:
-                    extra_lines.append(k)
-                    extra_rows.append(row)
+                    extras.append(extra)
                 continue
             if status != _OPEN:
                 bad.append((k, line, MISPLACED_QUOTE))
@@ -596,11 +612,9 @@ class _Lines:
             if end is not None:
                 span = self.data[self.s[k] : self.e[end]].decode("utf-8")
                 fields, status = split_record(span, sep)
-                if trailing and len(fields) == width + 1 and fields[-1] == "":
-                    fields = fields[:-1]
-                if status == _OK and len(fields) == width:  # a multi-line record must be whole
-                    extra_lines.append(k)
-                    extra_rows.append(fields)
+                extra = _Extra.of(k, span, fields, width) if status == _OK else None
+                if extra is not None and len(extra.fields) == width:  # a whole multi-line record
+                    extras.append(extra)
                     consumed[k + 1 : end + 1] = True
                     resume = end + 1
                     continue
