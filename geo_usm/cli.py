@@ -195,21 +195,94 @@ def build(ctx: click.Context, city_file: Path, out_dir: Path, threads: int | Non
 @main.command()
 @click.argument("build_dir", type=click.Path(path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=int, help="Port to listen on (1-65535)."
+)
+@click.option(
+    "--base-url",
+    metavar="URL",
+    default=None,
+    help="Public URL of the landing page, written in every link, e.g. "
+    "https://example.org/usm (default: USM_BASE_URL; unset, links follow each request's "
+    "Host header).",
+)
 @click.pass_context
-def serve(ctx: click.Context, build_dir: Path, host: str, port: int) -> None:
-    """Serve BUILD_DIR (a build, or a copy of its public/ part) as OGC API - Features."""
+def serve(ctx: click.Context, build_dir: Path, host: str, port: int, base_url: str | None) -> None:
+    """Serve BUILD_DIR (a build, or a copy of its public/ part) as OGC API - Features.
+
+    Other settings come from USM_* environment variables (see the README). Exit codes: 0 after
+    Ctrl+C, 2 a problem you can fix (port out of range or in use, not a build, invalid
+    setting), 1 a bug.
+    """
 
     def body() -> None:
+        import errno
+        import socket
+
+        import pydantic
         import uvicorn
 
         from api.main import create_app
         from api.settings import Settings
 
-        app = create_app(Settings(build_dir=build_dir))
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        out.print(f"geo-usm serving {build_dir} on http://{shown}:{port}/  (Ctrl+C to stop)")
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        if not 1 <= port <= 65535:
+            raise GeoUsmError(f"--port must be a port number from 1 to 65535, not {port}")
+        try:
+            settings = (  # without --base-url, USM_BASE_URL applies
+                Settings(build_dir=build_dir)
+                if base_url is None
+                else Settings(build_dir=build_dir, base_url=base_url)
+            )
+        except pydantic.ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))} (USM_{str(e['loc'][0]).upper()}): "
+                + str(e["msg"]).removeprefix("Value error, ")
+                for e in exc.errors()
+            )
+            raise GeoUsmError(f"invalid setting {problems}") from None
+
+        # Bind before loading the build, so that a taken port is reported at once, and hand
+        # the bound socket to uvicorn (which would otherwise exit with its own code 3).
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )[0]
+        except (socket.gaierror, UnicodeError) as exc:
+            raise GeoUsmError(f"--host {host} is not a host name or address: {exc}") from None
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            sock.close()
+            reasons = {
+                errno.EADDRINUSE: f"port {port} on {host} is already in use: stop the program "
+                "using it or choose another port with --port",
+                errno.EACCES: f"no permission to listen on port {port}: choose a port above "
+                "1023 with --port",
+                errno.EADDRNOTAVAIL: f"--host {host} is not an address of this machine",
+            }
+            msg = reasons.get(exc.errno or 0, f"cannot listen on {host}:{port}: {exc.strerror}")
+            raise GeoUsmError(msg) from None
+        try:
+            app = create_app(settings)
+            server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
+            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            shown = f"[{shown}]" if ":" in shown else shown
+            public = f" (links: {settings.base_url}/)" if settings.base_url else ""
+            out.print(
+                f"geo-usm serving {build_dir} on http://{shown}:{port}/{public}  (Ctrl+C to stop)",
+                highlight=False,
+            )
+            try:
+                server.run(sockets=[sock])
+            except KeyboardInterrupt:  # uvicorn re-raises the Ctrl+C it handled
+                out.print("stopped")
+                return
+        finally:
+            sock.close()
+        if not server.started:
+            raise RuntimeError("the server did not start; see its log above")
 
     _run(ctx, body)
 
