@@ -485,6 +485,9 @@ def _find_member(
 
 def _read_content(content: _Content, opts: _Options) -> RawTable:
     path, suffix, kind = content.path, content.suffix, content.kind
+    if opts.where and suffix in TABULAR | EXCEL | PARQUET:
+        msg = "format.where (an OGR SQL filter) only applies to vector files such as GeoPackage"
+        raise InputError(msg, path=path, hint="remove it, or filter the table with 'categories'")
     if suffix in TABULAR:
         if kind not in _TEXT_KINDS:
             raise _mismatch(path, content.name, kind, "a delimited text table (CSV)")

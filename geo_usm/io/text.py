@@ -202,13 +202,26 @@ def decode_to_utf8(raw: bytes, encoding: str, path: Path) -> tuple[bytes, str, l
         if wide and declared in {"utf-16", "utf-32"}:
             odd, even = head[1::2].count(0), head[0::2].count(0)
             codec = f"{declared}-{'le' if odd >= even else 'be'}"
+    if codec in _UTF8:
+        _validate_utf8(body, encoding, path)  # the bytes are already UTF-8
+        return body, "utf-8", notes
     try:
-        if codec in _UTF8:
-            body.decode("utf-8")  # validate only: the bytes are already UTF-8
-            return body, "utf-8", notes
         return body.decode(codec).encode("utf-8"), codec, notes
     except UnicodeDecodeError as exc:
         raise _decode_error(body, exc, encoding, codec, path) from None
+
+
+def _validate_utf8(body: bytes, encoding: str, path: Path, chunk: int = 1 << 24) -> None:
+    """Check that ``body`` is UTF-8, a few megabytes at a time (cut after a line break)."""
+    start = 0
+    while start < len(body):
+        stop = body.find(b"\n", start + chunk) + 1 or len(body)
+        try:
+            body[start:stop].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            exc.start += start
+            raise _decode_error(body, exc, encoding, "utf-8", path) from None
+        start = stop
 
 
 def _decode_error(
@@ -241,15 +254,16 @@ def _physical_lines(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     n = arr.size
     term = np.flatnonzero(arr == 10)
     cr = np.flatnonzero(arr == 13)
-    ends = term.copy()
     if cr.size:
         following = np.zeros(cr.size, dtype=np.uint8)
         inside = cr + 1 < n
         following[inside] = arr[cr[inside] + 1]
-        term = np.union1d(term, cr[following != 10])
-        ends = term.copy()
-        lf = arr[term] == 10
-        crlf = lf & (term > 0)
+        lone = cr[following != 10]
+        if lone.size:  # old Mac line breaks (alone or mixed with others)
+            term = np.sort(np.concatenate([term, lone]))
+    ends = term.copy()
+    if cr.size:
+        crlf = (arr[term] == 10) & (term > 0)
         crlf[crlf] = arr[term[crlf] - 1] == 13
         ends[crlf] -= 1
     starts = np.concatenate([[0], term + 1]).astype(np.int64)
@@ -470,31 +484,36 @@ class _Lines:
             return np.zeros(m, np.int64), np.zeros(m, np.int64), np.zeros(m, bool)
         sb = sep_bytes[0]
         qpos = np.flatnonzero(arr == _QUOTE)
-        qpos = qpos[qpos >= first]
+        qpos = qpos[np.searchsorted(qpos, first) :]
         dpos = np.flatnonzero(arr == sb)
-        dpos = dpos[dpos >= first]
+        dpos = dpos[np.searchsorted(dpos, first) :]
         qs = np.searchsorted(qpos, s)
         qcount = np.searchsorted(qpos, e) - qs
+        ds = np.searchsorted(dpos, s)
+        dcount = np.searchsorted(dpos, e) - ds
         proper = np.ones(m, dtype=bool)
         if qpos.size == 0:
-            fields = np.searchsorted(dpos, e) - np.searchsorted(dpos, s) + 1
+            fields = dcount + 1
         else:
-            dline = np.searchsorted(s, dpos, side="right") - 1
-            before = np.searchsorted(qpos, dpos) - qs[dline]
-            fields = np.bincount(dline[(before & 1) == 0], minlength=m) + 1
-            qline = np.searchsorted(s, qpos, side="right") - 1
-            local = np.arange(qpos.size) - qs[qline]
-            at_start = qpos == s[qline]
+            # Parity of the quotes before a position *within its line*: the global parity
+            # flipped on lines after an odd number of quotes (every quote and delimiter lies
+            # inside one line, so each line's share is found by repetition).
+            shift = (qs & 1).astype(bool)
+            outside = ((np.searchsorted(qpos, dpos) & 1).astype(bool)) == np.repeat(shift, dcount)
+            csum = np.concatenate([[0], np.cumsum(outside)])
+            fields = csum[ds + dcount] - csum[ds] + 1
+            opening = ((np.arange(qpos.size) & 1).astype(bool)) == np.repeat(shift, qcount)
             prev = arr[np.maximum(qpos - 1, 0)]
-            at_end = qpos + 1 == e[qline]
             nxt = arr[np.minimum(qpos + 1, arr.size - 1)]
+            at_start = (prev == 10) | (prev == 13) | (qpos == first)
+            at_end = (nxt == 10) | (nxt == 13) | (qpos + 1 == arr.size)
             opens_ok = at_start | (prev == sb) | (prev == _QUOTE)
             closes_ok = at_end | (nxt == sb) | (nxt == _QUOTE)
-            good = np.where((local & 1) == 0, opens_ok, closes_ok)
-            proper[qline[~good]] = False
+            wrong = np.flatnonzero(np.where(opening, ~opens_ok, ~closes_ok))
+            proper[np.searchsorted(s, qpos[wrong], side="right") - 1] = False
         if 0 in arr[first:]:
             nul = np.flatnonzero(arr == 0)
-            proper[np.searchsorted(s, nul, side="right") - 1] = False
+            proper[np.searchsorted(s, nul[nul >= first], side="right") - 1] = False
         return qcount, fields, proper
 
     def read(self, names: list[str], sep: str, path: Path, where: str) -> TextTable:
