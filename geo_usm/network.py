@@ -20,16 +20,18 @@ The graph
   :attr:`StreetNetwork.largest_component_share` show it (an OSM-derived network has almost all of
   its nodes in one component). Vertices that coincide exactly are one node even if the source
   says otherwise (two OSM nodes mapped at the same place, a known OSM data error, are joined).
-- **Lines are densified** (:func:`shapely.segmentize`) so that no edge is longer than
-  ``max_edge_m``; the added vertices lie on the original segments, so distances between original
-  vertices do not change. Nodes then sample every street at least every ``max_edge_m`` metres and
-  can stand for the residents along it; because curvy streets keep their short original
-  segments, nodes are not evenly spaced, so weight them by :attr:`StreetNetwork.node_length`
-  (half the length of the incident edges: the street length a node stands for).
+- **Segments are densified**: a segment longer than ``max_edge_m`` is split into equal edges
+  (as :func:`shapely.segmentize` does) through new nodes that lie on it, so distances between
+  vertices do not change. The new nodes belong to their segment only and are never merged with
+  another line's vertex, so densification cannot join a bridge to the street below. Nodes then
+  sample every street at least every ``max_edge_m`` metres and can stand for the residents along
+  it; because curvy streets keep their short original segments, nodes are not evenly spaced, so
+  weight them by :attr:`StreetNetwork.node_length` (half the length of the incident edges: the
+  street length a node stands for).
 - **Edges are undirected**, weighted by planar length in the working CRS (pedestrians ignore
-  one-way restrictions). Segments repeated between the same two vertices are kept once, with the
-  shortest length (they are duplicated geometry, so they must not count twice in lengths). Z
-  coordinates are ignored.
+  one-way restrictions). A segment repeated between the same two vertices (duplicated geometry,
+  or both directions of a two-way street) is kept once, so it does not count twice in lengths.
+  Z coordinates are ignored.
 
 Why scipy.sparse.csgraph
 ------------------------
@@ -157,7 +159,9 @@ class StreetNetwork:
         Returns
         -------
         StreetNetwork
-            The graph; nodes at exactly equal coordinates are one node.
+            The graph. Its first nodes are the distinct line vertices in increasing (x, y)
+            order (vertices at exactly equal coordinates are one node), followed by the nodes
+            added by densification, segment by segment.
 
         Raises
         ------
@@ -181,14 +185,12 @@ class StreetNetwork:
         if not len(parts):
             msg = "no street lines to build a network from (all geometries are missing or empty)"
             raise InputError(msg)
-        if np.isfinite(max_edge_m):
-            parts = shapely.segmentize(parts, max_edge_m)
         coords, part = shapely.get_coordinates(parts, return_index=True)
         if not np.isfinite(coords).all():
             msg = "street coordinates contain NaN or infinite values"
             raise InputError(msg, hint="repair or drop the faulty street geometries")
 
-        # Nodes: one per distinct coordinate pair (sort, then mark where a new pair starts).
+        # Vertices: one node per distinct coordinate pair (sort, mark where a new pair starts).
         order = np.lexsort((coords[:, 1], coords[:, 0]))
         ordered = coords[order]
         starts = np.ones(len(coords), dtype=bool)
@@ -197,18 +199,15 @@ class StreetNetwork:
         node[order] = np.cumsum(starts) - 1
         xy = ordered[starts]
 
-        # Edges: consecutive vertices of the same part.
+        # Segments: consecutive vertices of the same part, each node pair once.
         same = part[1:] == part[:-1]
         a, b = node[:-1][same], node[1:][same]
-        length = np.hypot(*(coords[1:][same] - coords[:-1][same]).T)
         keep = a != b
-        lo, hi, length = np.minimum(a, b)[keep], np.maximum(a, b)[keep], length[keep]
-        # Repeated segments: keep the shortest of each node pair, once.
-        order = np.lexsort((length, hi, lo))
-        lo, hi, length = lo[order], hi[order], length[order]
-        single = np.ones(len(lo), dtype=bool)
-        single[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
-        return cls(xy, np.column_stack([lo[single], hi[single]]), length[single])
+        lo, hi = np.minimum(a, b)[keep], np.maximum(a, b)[keep]
+        pair = np.unique(lo * len(xy) + hi)
+        lo, hi = pair // len(xy), pair % len(xy)
+        length = np.hypot(*(xy[hi] - xy[lo]).T)
+        return cls(*_densify(xy, lo, hi, length, max_edge_m))
 
     def __repr__(self) -> str:
         return (
@@ -426,6 +425,41 @@ class StreetNetwork:
             limit=np.inf if limit is None else float(limit),
         )
         return np.asarray(dist[:n], dtype=np.float64)
+
+
+def _densify(
+    xy: np.ndarray, lo: np.ndarray, hi: np.ndarray, length: np.ndarray, max_edge_m: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split every segment longer than ``max_edge_m`` into equal edges through new nodes.
+
+    The new nodes belong to their segment only (they are never merged with another line's
+    vertex, so densification cannot connect a bridge to the street below), and are numbered
+    after the vertices, segment by segment.
+    """
+    pieces = np.ones(len(length), dtype=np.int64)
+    if np.isfinite(max_edge_m):
+        pieces = np.maximum(np.ceil(length / max_edge_m).astype(np.int64), 1)
+    n_new = pieces - 1
+    total = int(n_new.sum())
+    seg = np.repeat(np.arange(len(length)), n_new)
+    step = np.arange(total) - np.repeat(np.cumsum(n_new) - n_new, n_new) + 1
+    t = (step / pieces[seg])[:, None]
+    new_xy = xy[lo[seg]] + t * (xy[hi[seg]] - xy[lo[seg]])
+    new_id = len(xy) + np.arange(total)
+    # Each segment becomes the chain lo, new..., hi: its edges start at lo then at each new node
+    # and end at each new node then at hi.
+    first = np.cumsum(pieces) - pieces
+    last = first + pieces - 1
+    start = np.empty(int(pieces.sum()), dtype=np.int64)
+    end = np.empty_like(start)
+    inner_start = np.ones(len(start), dtype=bool)
+    inner_start[first] = False
+    inner_end = np.ones(len(start), dtype=bool)
+    inner_end[last] = False
+    start[first], start[inner_start] = lo, new_id
+    end[last], end[inner_end] = hi, new_id
+    edge_length = np.repeat(length / pieces, pieces)
+    return np.concatenate([xy, new_xy]), np.column_stack([start, end]), edge_length
 
 
 def _symmetric_csr(n: int, edges: np.ndarray, length: np.ndarray) -> csr_array:
