@@ -62,14 +62,14 @@ __all__ = ["COLUMNS", "ZonalStats", "zonal_stats", "zonal_stats_array"]
 #: Columns of :attr:`ZonalStats.table`, in order.
 COLUMNS = ("sum", "coverage", "nodata_coverage", "outside_coverage", "mean")
 
-#: Largest number of pixels of the window held in memory at once (as 6 float64 layers).
-MAX_CELLS_IN_MEMORY = 1 << 22
+#: Largest number of pixels of the window held in memory at once (as 6 float64 layers, ~100 MB).
+MAX_CELLS_IN_MEMORY = 1 << 21
 
 #: Polygons whose boundaries are cut into pieces at once (bounds memory: ~20 pieces each).
 POLYGON_BATCH = 1 << 16
 
-#: Rows of pixels read at a time when totalling the whole band (bounded memory).
-_TOTAL_CHUNK_CELLS = 1 << 24
+#: Pixels read at a time (whole rows) when totalling the whole band.
+_TOTAL_CHUNK_CELLS = 1 << 21
 
 # shapely geometry type ids
 _POLYGON, _MULTIPOLYGON = 3, 6
@@ -292,7 +292,7 @@ def _zonal(
     geoseries = polygons.geometry if isinstance(polygons, gpd.GeoDataFrame) else polygons
     if geoseries.crs is None:
         raise InputError("the polygons declare no CRS", hint="set a CRS on the polygons")
-    if not CRS.from_user_input(geoseries.crs).equals(raster_crs):
+    if not CRS.from_user_input(geoseries.crs).equals(raster_crs, ignore_axis_order=True):
         geoseries = geoseries.to_crs(raster_crs)
     geoms = np.asarray(geoseries.array, dtype=object)
     broken = ~shapely.is_valid(geoms) & ~shapely.is_missing(geoms)
@@ -356,7 +356,7 @@ def _extract(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact sum, coverage and nodata coverage of each geometry over ``window`` of ``band``.
 
-    Polygons are handled in batches of :data:`POLYGON_BATCH` and the window in bands of whole
+    Polygons are handled in batches of :data:`POLYGON_BATCH` and the window in stripes of whole
     columns of at most :data:`MAX_CELLS_IN_MEMORY` pixels; see :func:`_pieces` for the method.
     """
     n = len(geoms)
