@@ -88,7 +88,6 @@ _EXPECTED = {
     ".geojson": {"json", "text"},
     ".gml": {"xml", "text"},
     ".kml": {"xml", "text"},
-    ".pbf": {"pbf", "binary"},
 }
 _WKT = re.compile(
     r"^\s*(SRID=\d+;\s*)?(MULTI)?(POLYGON|POINT|LINESTRING|GEOMETRYCOLLECTION|CURVEPOLYGON|"
@@ -321,6 +320,8 @@ def _rename_hint(name: str, kind: str) -> str:
         return f"rename it to {name}{usual_suffix(kind)} so that it is decompressed when read"
     p = PurePosixPath(name)
     base = PurePosixPath(p.stem) if p.suffix.lower() in {".gz", ".zip"} else p
+    if kind in _TEXT_KINDS - {"text"} and base.suffix.lower() not in TABULAR:
+        return "save it as UTF-8 text"
     if kind in _TEXT_KINDS and base.suffix.lower() in TABULAR:
         return f"rename it to {base}"
     return f"rename it to {base.stem}{usual_suffix(kind)}"
@@ -365,6 +366,8 @@ def _gzip_content(path: Path, kind: str, opts: _Options) -> _Content:
         if inner_kind not in guess:
             msg = f"cannot tell what {path.name} holds ({describe(inner_kind)} once decompressed)"
             hint = "name it after the compressed format, e.g. thefts.csv.gz or wards.gpkg.gz"
+            if inner_kind in {"tar", "zip", "gzip", "bzip2", "xz", "zstd", "7z", "rar"}:
+                hint = "extract it, or compress the data file alone with gzip (.gz) or zip (.zip)"
             raise InputError(msg, path=path, hint=hint)
         content.name = inner + guess[inner_kind]
         content.notes.append(f"{path.name} holds {describe(inner_kind)}: read as {content.name}")

@@ -253,7 +253,7 @@ def sniff(head: bytes, *, zip_names: list[str] | None = None) -> str:
         return "gpkg" if head[68:72] in (b"GPKG", b"GP10", b"GP11") else "sqlite"
     if len(head) > 262 and head[257:262] == b"ustar":
         return "tar"
-    if head[4:13] == b"\n\tOSMHeader" or head[5:14] == b"\tOSMHeader":
+    if head[4:15] == b"\n\tOSMHeader":  # length of the first blob header, then its type
         return "pbf"
     for bom, encoding in BOMS:
         if head.startswith(bom):

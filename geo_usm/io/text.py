@@ -281,8 +281,12 @@ def _blank_lines(
     spaces = [c for c in (32, 9) if chr(c) != sep]
     first = arr[np.minimum(s, max(arr.size - 1, 0))] if arr.size else np.zeros(0, np.uint8)
     maybe = np.flatnonzero(~blank & np.isin(first, spaces))
+    if maybe.size > 256:  # many lines start with a space: count their other bytes at once
+        other = np.concatenate([[0], np.cumsum(~np.isin(arr, spaces), dtype=np.int64)])
+        blank[maybe] = other[e[maybe]] == other[s[maybe]]
+        return blank
     strip = bytes(spaces)
-    for i in maybe:  # rare: lines starting with a space or tab
+    for i in maybe.tolist():  # a few lines starting with a space or a tab
         if not data[s[i] : e[i]].strip(strip):
             blank[i] = True
     return blank
@@ -578,6 +582,12 @@ class _Lines:
         malformed = sorted(
             (int(record_of[row_lines.size + k]), text, why) for k, (_, text, why) in enumerate(bad)
         )
+        n_wrong = sum(why == WRONG_FIELD_COUNT for _, _, why in bad)
+        if n_wrong and 2 * n_wrong > all_lines.size:
+            notes.append(
+                f"{n_wrong} of {all_lines.size} records have more fields than the header's "
+                f"{width}: check the delimiter (the file was read with {sep!r}) and the quotes"
+            )
         if names[-1] == "" and width > 1 and (frame.iloc[:, -1] == "").all():
             frame = frame.iloc[:, :-1]
             notes.append(

@@ -242,6 +242,9 @@ def test_semicolon_file_with_a_comma_delimiter(tmp_path):
         read_source(p, delimiter=",")
     assert "format.delimiter = ';'" in str(err.value)
     assert read_source(p).delimiter == ";"
+    p.write_text("lon,lat\n-0,12;51,5\n-0,13;51,6\n", encoding="utf-8")  # header and data differ
+    raw = read_source(p)
+    assert len(raw.malformed) == 2 and "check the delimiter" in raw.notes[0]
 
 
 def test_encodings_utf16_bom_and_wrong_declarations(tmp_path):
@@ -529,3 +532,23 @@ def test_read_polygons_refuses_to_lose_a_unit(tmp_path):
     p.write_text('code,wkt\nW1,"POINT (1 1)"\n')
     with pytest.raises(InputError, match=r"only polygons.*record 1 \(a Point\)"):
         read_polygons(p, wkt="wkt", crs="EPSG:27700")
+
+
+def test_file_geodatabase_directory_and_zipped(tmp_path):
+    gdb = tmp_path / "wards.gdb"
+    _wards().to_file(gdb, driver="OpenFileGDB", layer="wards")
+    assert read_source(gdb).frame["code"].tolist() == ["W1", "W2"]
+    with zipfile.ZipFile(tmp_path / "wards.zip", "w") as zf:
+        for part in gdb.iterdir():
+            zf.write(part, f"wards.gdb/{part.name}")
+    raw = read_source(tmp_path / "wards.zip")
+    assert raw.member == "wards.gdb" and len(raw.geometry) == 2
+
+
+def test_many_lines_starting_with_spaces(tmp_path):
+    lines = [" id, lon"] + [f" r{i}, {i}" if i % 7 else "   " for i in range(1, 2000)]
+    p = tmp_path / "c.csv"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    raw = read_source(p)
+    assert raw.n_read == sum(1 for i in range(1, 2000) if i % 7)
+    assert list(raw.frame.columns) == ["id", "lon"]
