@@ -115,7 +115,7 @@ class RawTable:
     malformed : list of tuple
         ``(record_number, raw_text, reason)`` of text records that cannot be split into fields
         (:data:`WRONG_FIELD_COUNT`, :data:`UNBALANCED_QUOTE`, :data:`MISPLACED_QUOTE`);
-        ``raw_text`` is the record's first physical line as written.
+        ``raw_text`` is the record as written (for an unbalanced quote, the line it opens on).
     default_columns : dict
         Column mapping implied by the format (GTFS), overridden by the city file.
     record_numbers : numpy.ndarray or None

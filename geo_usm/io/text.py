@@ -8,11 +8,19 @@ record, and its number of fields is the number of delimiters outside quotes plus
 other lines (an odd number of quotes, a quote in the middle of a field, a NUL byte) are read one
 by one around the anomaly:
 
+* a line whose quotes are well placed and balanced is a record (a quote inside an unquoted field
+  is an ordinary character, as pandas and the csv module read it);
+* a closing quote followed by anything but the delimiter or the line end makes the line a
+  malformed record (:data:`MISPLACED_QUOTE`);
 * a quoted field that runs onto the following lines is a legitimate multi-line record when it is
   closed on the next line with an odd number of quotes, within :data:`MAX_RECORD_LINES` lines and
   :data:`MAX_RECORD_BYTES` bytes, and the record then has exactly as many fields as the header;
-* otherwise the line is a malformed record (:data:`UNBALANCED_QUOTE`) and the lines after it are
-  read normally, so that one stray quote never swallows the rest of the file.
+  otherwise the line is a malformed record (:data:`UNBALANCED_QUOTE`) and the lines after it are
+  read normally, so that one stray quote never swallows the rest of the file;
+* a record with more fields than the header is malformed (:data:`WRONG_FIELD_COUNT`), except
+  one empty last field when most records end with the delimiter and the header does not (then
+  every record is read without it, with a note); a record with fewer fields is padded with
+  empty strings.
 
 Blank lines (empty, or only spaces and tabs) are not records. Every other physical line belongs to
 exactly one record, accepted or malformed, and each record knows the line it starts on.
@@ -670,9 +678,8 @@ class _Lines:
     def _parse_clean(self, keep: np.ndarray, sep: str, ncols: int) -> pd.DataFrame:
         """Parse the clean lines in one call of pandas' C parser."""
         n_keep = int(keep.sum())
-        empty = pd.DataFrame({i: pd.Series([], dtype=str) for i in range(ncols)})
         if n_keep == 0:
-            return empty
+            return pd.DataFrame({i: pd.Series([], dtype=str) for i in range(ncols)})
         if n_keep == keep.size:
             body = self.data[self.s[0] :]
         else:
