@@ -122,6 +122,42 @@ class Aggregates:
     values: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     monthly: dict[str, dict[str, tuple[list[str], np.ndarray]]] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)
+    clippers: _Clippers | None = field(default=None, repr=False)
+
+    def point_positions(self, rec: Records) -> dict[str, np.ndarray]:
+        """Return the feature position of each accepted point of a layer, per grid.
+
+        Grids on which the layer has no location (hexagons, for a layer located by unit
+        code) are absent.
+        """
+        assert rec.unit is not None
+        out = {}
+        for name, g in self.grids.items():
+            if g.cells is None:
+                out[name] = rec.unit
+            elif rec.cells:
+                assert g.resolution is not None
+                out[name] = cell_positions(rec.cells[g.resolution], g.cells)
+        return out
+
+    def line_lengths(self, lines: np.ndarray) -> dict[str, np.ndarray]:
+        """Return the length of lines inside each feature of every grid, clipped as layers are.
+
+        Lines are clipped to the admin units within the study area first, then to each
+        hexagon grid, so that the totals agree between grids (a stretch along a shared edge
+        counts once).
+        """
+        assert self.clippers is not None
+        clippers = self.clippers
+        unit_name = next(n for n, g in self.grids.items() if g.cells is None)
+        pieces, _, p_idx = clippers.units.clip(lines, lines=True)
+        owner = clippers.unit_owner[p_idx].astype(np.int64)
+        out = {unit_name: count_by(owner, len(self.grids[unit_name].ids), shapely.length(pieces))}
+        for name, g in self.grids.items():
+            if g.cells is not None:
+                cut, _, h_idx = clippers.grid(g).clip(pieces, lines=True)
+                out[name] = count_by(h_idx, len(g.ids), shapely.length(cut))
+        return out
 
     def wide(self, grid: str) -> pd.DataFrame:
         """Return the whole-span values of the wide variables of a grid, one column each.
@@ -265,6 +301,7 @@ def aggregate(
     )
     expected: dict[str, tuple[float, dict[str, float]]] = {}
     clippers = _Clippers(unit_grid, region, threads)
+    result.clippers = clippers
     per_layer: dict[str, Variable] = {}
     for rec in layers:
         per_grid, reference = _contributions(rec, unit_grid, hex_grids, clippers, result)

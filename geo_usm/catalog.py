@@ -258,6 +258,45 @@ AGGREGATES_COLUMNS = (
         extensive=True,
     ),
 )
+INDICATORS_COLUMNS = (
+    Column(name="id", type="string", description="Indicator id: the column name on the grids."),
+    Column(name="title", type="string", description="What it measures, for people."),
+    Column(name="unit", type="string", description="Unit of measure."),
+    Column(name="method", type="string", description="Computation method (README, Indicators)."),
+    Column(name="parameters", type="string", description="The method's parameters, as JSON."),
+    Column(
+        name="direction",
+        type="string",
+        description="risk (more is worse), resilience (more is better) or context.",
+    ),
+    Column(name="dimension", type="string", description="Dimension of the diagnosis."),
+    Column(name="tier", type="string", description="core (same in every city) or local."),
+    Column(name="extensive", type="boolean", description="True when values add up over space."),
+    Column(name="weight", type="float", description="Default weight in the indices."),
+    Column(
+        name="min_input",
+        type="float",
+        description="Least input behind a value (records, residents, metres of street...).",
+    ),
+    Column(name="sources", type="string", description="Input layers it reads (comma-separated)."),
+    Column(name="description", type="string", description="Definition and caveats."),
+    Column(
+        name="coverage",
+        type="string",
+        description="Per grid, how many features have a value, as JSON {grid: count}.",
+    ),
+    Column(
+        name="null_reason",
+        type="string",
+        description="Why no feature has a value (empty when some do).",
+    ),
+)
+INDICATOR_GAPS_COLUMNS = (
+    Column(name="grid", type="string", description="Grid layer: units, hex or hex_r<N>."),
+    Column(name="feature", type="string", description="unit_id or h3 of the feature."),
+    Column(name="indicator", type="string", description="Indicator id."),
+    Column(name="null_reason", type="string", description="Why the value is NULL."),
+)
 STUDY_AREA_COLUMNS = (
     Column(name="name", type="string", description="City name."),
     Column(
@@ -360,6 +399,7 @@ def build_catalog(
     variables: list[Column],
     has_population: bool,
     layers: dict[str, LayerKind],
+    indicators: tuple[Column, ...] = (),
 ) -> Catalog:
     """Declare every output layer and column of a city's build.
 
@@ -375,6 +415,9 @@ def build_catalog(
         Whether the units carry a population.
     layers
         Input layer name to kind: vector layers get a private record layer.
+    indicators
+        The indicator columns of every grid that are not already among ``variables`` (or the
+        grid's own columns), in output order.
 
     """
     clash = sorted(GRID_COLUMN_NAMES & {v.name for v in variables})
@@ -398,7 +441,7 @@ def build_catalog(
                 id_column="h3",
                 resolution=res,
                 grid=True,
-                columns=(*HEX_COLUMNS, *variables),
+                columns=(*HEX_COLUMNS, *variables, *indicators),
             )
         )
     unit_cols = (*UNIT_COLUMNS, POPULATION) if has_population else UNIT_COLUMNS
@@ -413,7 +456,11 @@ def build_catalog(
             geometry="MultiPolygon",
             id_column="unit_id",
             grid=True,
-            columns=(*unit_cols, *variables),
+            columns=(
+                *unit_cols,
+                *variables,
+                *(c for c in indicators if not (has_population and c.name == "population")),
+            ),
         )
     )
     out.append(
@@ -449,8 +496,31 @@ def build_catalog(
             columns=AGGREGATES_COLUMNS,
         )
     )
+    out.append(
+        OutputLayer(
+            name="indicators",
+            title="Indicators",
+            description="One row per indicator column of the grids: definition, parameters, "
+            "direction, dimension, tier, weight, and how many features have a value.",
+            store="public",
+            file=PUBLIC_GPKG,
+            id_column="id",
+            columns=INDICATORS_COLUMNS,
+        )
+    )
+    out.append(
+        OutputLayer(
+            name="indicator_gaps",
+            title="Indicator values that are NULL, with the reason",
+            description="One row per (grid, feature, indicator) without a value: too few "
+            "records, no population, no street network... Never read a NULL as zero.",
+            store="public",
+            file=PUBLIC_GPKG,
+            columns=INDICATOR_GAPS_COLUMNS,
+        )
+    )
     for name, kind in layers.items():
-        if kind.geometry == "raster":
+        if kind.geometry in ("raster", "table"):
             continue
         out.append(
             OutputLayer(

@@ -27,10 +27,22 @@ from geo_usm._model import NAME_RE, StrictInput, format_validation_errors
 from geo_usm.catalog import GRID_COLUMN_NAMES, layer_variable_names
 from geo_usm.errors import CityFileError, GeoUsmError
 from geo_usm.filters import parse_filter
+from geo_usm.indicators import CityIndicators, Indicators, resolve
 from geo_usm.schema import COUNT_KEY, LOCATION_KEYS, LayerKind, load_kinds
 
 #: Output layer names a city's layers may not take.
-RESERVED_NAMES = frozenset({"hex", "units", "crosswalk", "rejects", "study_area", "aggregates"})
+RESERVED_NAMES = frozenset(
+    {
+        "hex",
+        "units",
+        "crosswalk",
+        "rejects",
+        "study_area",
+        "aggregates",
+        "indicators",
+        "indicator_gaps",
+    }
+)
 
 
 def _check_crs(value: str | None) -> str | None:
@@ -326,6 +338,9 @@ class CityConfig(StrictInput):
     study_area: SourceRef | None = None
     units: UnitsConfig
     layers: dict[str, LayerConfig] = Field(default_factory=dict)
+    indicators: CityIndicators | None = Field(
+        default=None, description="indicators off, changed or added (README, Indicators)"
+    )
 
     _crs = field_validator("crs")(classmethod(lambda cls, v: _check_crs(v)))
 
@@ -355,11 +370,19 @@ class City:
 
     """
 
-    def __init__(self, path: Path, config: CityConfig, kinds: dict[str, LayerKind], sha256: str):
+    def __init__(
+        self,
+        path: Path,
+        config: CityConfig,
+        kinds: dict[str, LayerKind],
+        sha256: str,
+        indicators: Indicators,
+    ):
         self.path = path
         self.config = config
         self.kinds = kinds
         self.sha256 = sha256
+        self.indicators = indicators
 
     @property
     def base(self) -> Path:
@@ -418,8 +441,13 @@ def load_city(path: str | Path) -> City:
     if isinstance(layers, dict) and kinds:
         for name, layer in layers.items():
             problems += _layer_problems(str(name), layer, kinds)
+    indicators = None
     if config is not None and not problems:
         problems += _name_clashes(config, kinds)
+        try:
+            indicators = resolve(config.indicators, kinds)
+        except CityFileError as exc:
+            problems += exc.message.split("; ")
     if problems:
         problems = list(dict.fromkeys(problems))
         raise CityFileError(
@@ -427,8 +455,8 @@ def load_city(path: str | Path) -> City:
             path=path,
             hint="see 'Describe your own city' in the README",
         )
-    assert config is not None
-    return City(path.resolve(), config, kinds, hashlib.sha256(raw).hexdigest())
+    assert config is not None and indicators is not None
+    return City(path.resolve(), config, kinds, hashlib.sha256(raw).hexdigest(), indicators)
 
 
 def _listing(problems: list[str]) -> str:

@@ -28,9 +28,9 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from geo_usm import grids, store
+from geo_usm import grids, indicators, store
 from geo_usm.aggregate import Aggregates, Grid, aggregate
-from geo_usm.catalog import build_catalog, grid_name
+from geo_usm.catalog import Catalog, build_catalog, grid_name
 from geo_usm.cityfile import City, load_city
 from geo_usm.errors import CityFileError, GeoUsmError, InputError, ProblemsError
 from geo_usm.ingest import LayerReport, Records, ingest_layer, layer_problems
@@ -253,18 +253,39 @@ def build(
             threads=threads,
             advance=advance,
         )
+    with clock.stage("indicators", total=len(city.indicators.specs)) as advance:
+        hex_areas = {
+            grid_name(res, primary): (hx["area_m2"] * hx["area_share"]).to_numpy()
+            for res, hx in covers.items()
+        }
+        context = indicators.Context(
+            indicators.grid_data(frame, hex_grids, hex_areas, crosswalk),
+            aggs,
+            layers,
+            city.indicators.category_groups,
+            indicators.make_locator(frame, hex_grids),
+        )
+        values = indicators.compute(city.indicators, context, advance=advance)
+    variables = [v.column for v in aggs.variables.values() if v.wide]
+    taken = {v.name for v in variables}
     catalog = build_catalog(
         city=city.config.name,
         resolutions=frame.resolutions,
-        variables=[v.column for v in aggs.variables.values() if v.wide],
+        variables=variables,
         has_population="population" in frame.units,
         layers={name: r.kind for name, r in layers.items()},
+        indicators=tuple(
+            c for c in indicators.columns(city.indicators, context) if c.name not in taken
+        ),
     )
     build_id = started.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
-    stage = store.staging_dir(out, build_id)
+    stage = store.stage_path(out, build_id)
     try:
+        store.staging_dir(out, build_id)
         with clock.stage("writing the build", total=len(catalog.layers)) as advance:
-            frames = _frames(city, frame, covers, crosswalk, aggs, layers)
+            frames = _frames(city, frame, covers, crosswalk, aggs, layers, values, catalog)
+            frames["indicators"] = indicators.table(city.indicators, values, context)
+            frames["indicator_gaps"] = values.gaps({g: d.ids for g, d in context.grids.items()})
             for layer in catalog.layers:
                 store.write_layer(stage, layer, frames[layer.name])
                 advance(1)
@@ -325,6 +346,8 @@ def _frames(
     crosswalk: pd.DataFrame,
     aggs: Aggregates,
     layers: dict[str, Records],
+    values: indicators.Result,
+    catalog: Catalog,
 ) -> dict[str, pd.DataFrame]:
     """Assemble every output layer's frame, in the catalogue's column order."""
     primary = frame.resolutions[0]
@@ -332,15 +355,17 @@ def _frames(
     for res, hx in covers.items():
         name = grid_name(res, primary)
         static = hx[["h3", "resolution", "area_m2", "area_share"]].reset_index(drop=True)
+        data = _with_indicators(pd.concat([static, aggs.wide(name)], axis=1), values, name)
         out[name] = gpd.GeoDataFrame(
-            pd.concat([static, aggs.wide(name)], axis=1), geometry=hx.geometry.values, crs=frame.crs
+            data[catalog.layer(name).column_names], geometry=hx.geometry.values, crs=frame.crs
         )
     cols = ["unit_id", "unit_name", "area_m2"]
     if "population" in frame.units:
         cols.append("population")
     static = pd.DataFrame(frame.units[cols]).reset_index(drop=True)
+    data = _with_indicators(pd.concat([static, aggs.wide("units")], axis=1), values, "units")
     out["units"] = gpd.GeoDataFrame(
-        pd.concat([static, aggs.wide("units")], axis=1),
+        data[catalog.layer("units").column_names],
         geometry=frame.units.geometry.values,
         crs=frame.crs,
     )
@@ -356,6 +381,20 @@ def _frames(
             out[name] = gpd.GeoDataFrame(records.table, geometry=records.geometry, crs=frame.crs)
     out["rejects"] = _all_rejects(layers)
     return out
+
+
+def _with_indicators(data: pd.DataFrame, values: indicators.Result, grid: str) -> pd.DataFrame:
+    """Add a grid's indicator columns; one that is already a column must agree with it."""
+    for name, column in values.values[grid].items():
+        if name in data:
+            same = np.isclose(data[name].to_numpy(dtype=float, na_value=np.nan), column)
+            both_null = np.isnan(column) & data[name].isna().to_numpy()
+            if not (same | both_null).all():
+                msg = f"indicator {name} on {grid} disagrees with the column of the same name"
+                raise RuntimeError(msg)
+        else:
+            data[name] = column
+    return data
 
 
 def _all_rejects(layers: dict[str, Records]) -> pd.DataFrame:

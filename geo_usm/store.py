@@ -84,6 +84,11 @@ def check_output(out: Path) -> None:
 _OWNER = ".owner-pid"
 
 
+def stage_path(out: Path, build_id: str) -> Path:
+    """Return where the staging directory of a build goes (see :func:`staging_dir`)."""
+    return builds_root(out) / f"{build_id}.partial"
+
+
 def staging_dir(out: Path, build_id: str) -> Path:
     """Create and return the staging directory of a new build.
 
@@ -96,7 +101,7 @@ def staging_dir(out: Path, build_id: str) -> Path:
     except OSError as exc:
         raise BuildError(f"cannot create {root}: {exc.strerror}", path=out) from None
     remove_debris(out)
-    stage = root / f"{build_id}.partial"
+    stage = stage_path(out, build_id)
     stage.mkdir()
     (stage / _OWNER).write_text(str(os.getpid()), encoding="ascii")
     (stage / PUBLIC).mkdir()

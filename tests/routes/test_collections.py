@@ -46,6 +46,8 @@ def test_collections_are_the_catalogues_public_geometry_layers(
     assert others == {
         "crosswalk": "public",
         "aggregates": "public",
+        "indicators": "public",
+        "indicator_gaps": "public",
         "crimes": "private",
         "rejects": "private",
     }

@@ -129,6 +129,8 @@ def test_sample_cities_build_conserve_and_manifest(which, request):
         "units",
         "study_area",
         "crosswalk",
+        "indicators",
+        "indicator_gaps",
     }
     assert {"rejects", "crimes"} <= set(pyogrio.list_layers(private)[:, 0])
     units = pyogrio.read_dataframe(gpkg, layer="units")

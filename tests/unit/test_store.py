@@ -8,7 +8,15 @@ import pyogrio
 import pytest
 
 #: Every public layer and column of the Camden sample build, written out: the contract.
-CAMDEN_PUBLIC_LAYERS = {"hex", "hex_r8", "units", "study_area", "crosswalk"}
+CAMDEN_PUBLIC_LAYERS = {
+    "hex",
+    "hex_r8",
+    "units",
+    "study_area",
+    "crosswalk",
+    "indicators",
+    "indicator_gaps",
+}
 RECORD_LEVEL = {
     "source_row",
     "record_id",
