@@ -35,7 +35,7 @@ import pandas as pd
 import shapely
 
 from geo_usm.assign import cell_positions, count_by
-from geo_usm.catalog import Column, layer_variable_names
+from geo_usm.catalog import Column, layer_variable_names, table_fields
 from geo_usm.grids import pairwise_intersection, subdivide
 from geo_usm.ingest import Records
 from geo_usm.schema import COUNT_KEY
@@ -393,7 +393,7 @@ def _contributions(
     units within the study area) and a polygon layer's footprint there.
     """
     geom_kind = rec.kind.geometry
-    if geom_kind in ("point", "raster"):
+    if geom_kind in ("point", "raster", "table"):
         assert rec.unit is not None
         n = len(rec.unit)
         out = {unit_grid.name: _Contribution(rec.unit, None, np.arange(n))}
@@ -625,6 +625,48 @@ def _layer_variables(rec: Records) -> list[tuple[Variable, _Amount]]:
                     _ones,
                 )
             )
+    elif kind.geometry == "table":
+        rows = Column(
+            name=f"{name}_rows",
+            type="integer",
+            unit="count",
+            description=f"Rows of table '{name}' joined to the feature.",
+            extensive=True,
+            sources=src,
+        )
+        out.append((Variable(rows, wide=False, integer=True), _ones))
+        for fname in table_fields(kind, set(rec.config.columns)):
+            spec = kind.fields[fname]
+            assert rec.table is not None
+            values = rec.table[fname].to_numpy(dtype=float, na_value=np.nan)
+            total = Column(
+                name=f"{name}_{fname}_sum",
+                type="float",
+                unit=spec.unit,
+                description=f"Sum of '{fname}' over the rows of table '{name}'.",
+                extensive=True,
+                sources=src,
+            )
+            n = Column(
+                name=f"{name}_{fname}_n",
+                type="integer",
+                unit="count",
+                description=f"Rows of table '{name}' with a value of '{fname}'.",
+                extensive=True,
+                sources=src,
+            )
+            col = Column(
+                name=f"{name}_{fname}",
+                type="float",
+                unit=spec.unit,
+                description=f"{spec.description or fname} (table '{name}', joined by unit "
+                "code); NULL where the unit has no row or no value, and on hexagons.",
+                extensive=False,
+                sources=src,
+            )
+            out.append((Variable(total, wide=False), _field(values)))
+            out.append((Variable(n, wide=False, integer=True), _field_present(values)))
+            out.append((Variable(col, numerator=total.name, denominator=n.name), _ones))
     elif kind.geometry == "line":
         col = Column(
             name=f"{name}_length_m",

@@ -346,11 +346,27 @@ def layer_variable_names(
             if spec.aggregate and fname in mapped and not spec.sensitive:
                 out += [f"{name}_{fname}_sum", f"{name}_{fname}_n", f"{name}_{fname}_mean"]
         return out
+    if kind.geometry == "table":
+        fields = table_fields(kind, mapped)
+        return [f"{name}_rows"] + [f"{name}_{f}{s}" for f in fields for s in ("_sum", "_n", "")]
     if kind.geometry == "line":
         return [f"{name}_length_m"]
     if kind.geometry == "polygon":
         return [f"{name}_area_m2"]
     return [f"{name}_pixels", f"{name}_sum", f"{name}_mean"]
+
+
+def table_fields(kind: LayerKind, mapped: set[str] | frozenset[str]) -> list[str]:
+    """Return the numeric fields a table of values per unit publishes on the units.
+
+    ``population`` is not among them: it is the population of the grids (the ``population``
+    indicator).
+    """
+    return [
+        f
+        for f, spec in kind.fields.items()
+        if f in mapped and spec.type in ("integer", "float") and f != "population"
+    ]
 
 
 def grid_name(resolution: int, primary: int) -> str:

@@ -495,9 +495,17 @@ def _layer_problems(name: str, layer: Any, kinds: dict[str, LayerKind]) -> list[
                 f"layers.{name}.columns: unknown key '{key}' for kind '{kind_name}' "
                 f"(allowed: {', '.join(sorted(allowed))})"
             )
-    if isinstance(columns, dict) and "unit_code" in columns and kind.geometry != "point":
+    if isinstance(columns, dict) and "unit_code" in columns and kind.geometry not in (
+        "point",
+        "table",
+    ):
         problems.append(
             f"layers.{name}.columns.unit_code: only point kinds can be located by unit code"
+        )
+    if kind.geometry == "table" and not (isinstance(columns, dict) and "unit_code" in columns):
+        problems.append(
+            f"layers.{name}.columns.unit_code: a table of values per unit needs the column of "
+            "unit codes"
         )
     if layer.get("categories") is not None and "category" not in kind.fields:
         problems.append(f"layers.{name}.categories: kind '{kind_name}' has no category field")
@@ -519,9 +527,21 @@ def _name_clashes(config: CityConfig, kinds: dict[str, LayerKind]) -> list[str]:
     for name, layer in config.layers.items():
         for column in layer_variable_names(name, kinds[layer.kind], set(layer.columns)):
             owners.setdefault(column, []).append(f"layer '{name}'")
-    return [
+    problems = [
         f"output column '{column}' would be written by {' and by '.join(who)}: rename the "
         "layer (or the custom kind's count_field/total_field)"
         for column, who in owners.items()
         if len(who) > 1
     ]
+    population = ["units.population"] if config.units.population else []
+    population += [
+        f"layers.{name}.columns.population"
+        for name, layer in config.layers.items()
+        if kinds[layer.kind].geometry == "table" and "population" in layer.columns
+    ]
+    if len(population) > 1:
+        problems.append(
+            f"the population is given {len(population)} times ({', '.join(population)}): "
+            "keep one"
+        )
+    return problems

@@ -358,6 +358,19 @@ class Context:
         """Layers of a kind counted in its totals."""
         return [r for r in self.records.values() if r.kind.kind == kind and r.config.in_totals]
 
+    def located(self, kind: str) -> np.ndarray:
+        """Return the geometries of a kind's features that light or serve the streets.
+
+        The accepted ones and those just outside the study area: a lamp across the boundary
+        still lights the street inside, a stop across it still serves its residents.
+        """
+        parts = []
+        for rec in self.members(kind):
+            for geoms in (rec.geometry, rec.outside):
+                if geoms is not None and len(geoms):
+                    parts.append(geoms[~pd.isna(geoms)])
+        return np.concatenate(parts) if parts else np.empty(0, dtype=object)
+
     def derived(self, rec: Records) -> pd.DataFrame:
         """Return the record table plus ``category_group`` and ``hour`` for conditions."""
         assert rec.table is not None
@@ -716,9 +729,7 @@ def _coverage(spec: IndicatorSpec, ctx: Context) -> Values:
         return _on_all_grids(ctx, lengths)
     kind = str(spec.params["kind"])
     distance = _number(spec, "distance_m", 0.0)
-    points = [r.geometry for r in ctx.members(kind) if r.geometry is not None]
-    geoms = np.concatenate(points) if points else np.empty(0, dtype=object)
-    geoms = geoms[~pd.isna(geoms)]
+    geoms = ctx.located(kind)
     if len(geoms) == 0:
         return _on_all_grids(ctx, f"no located {kind} records")
     streets = np.concatenate([r.geometry for r in ctx.members("streets")])
@@ -806,9 +817,7 @@ def _targets(spec: IndicatorSpec, ctx: Context) -> tuple[np.ndarray, np.ndarray]
     net = ctx.network
     if net is None:
         return "no streets layer in this city (network distances need one)"
-    geoms = [r.geometry for r in ctx.members(kind) if r.geometry is not None]
-    all_geoms = np.concatenate(geoms) if geoms else np.empty(0, dtype=object)
-    all_geoms = all_geoms[~pd.isna(all_geoms)]
+    all_geoms = ctx.located(kind)
     if len(all_geoms) == 0:
         return f"no located {kind} records"
     if ctx.records[ctx.members(kind)[0].name].kind.geometry == "polygon":
@@ -910,17 +919,32 @@ def compute(
     return result
 
 
+def unit_population(frame: SpatialFrame, records: dict[str, Records]) -> np.ndarray | None:
+    """Residents per unit: the units layer's column, or a table of values per unit.
+
+    Units without a value are NaN (unknown); ``None`` when the city has no population.
+    """
+    if "population" in frame.units:
+        return frame.units["population"].to_numpy(dtype=float)
+    for rec in records.values():
+        if rec.kind.geometry == "table" and "population" in rec.config.columns:
+            assert rec.table is not None and rec.unit is not None
+            out = np.full(len(frame.units), np.nan)
+            out[rec.unit] = rec.table["population"].to_numpy(dtype=float, na_value=np.nan)
+            return out
+    return None
+
+
 def grid_data(
     frame: SpatialFrame,
     hex_grids: list[Grid],
     hex_areas: dict[str, np.ndarray],
     crosswalk: pd.DataFrame,
+    records: dict[str, Records],
 ) -> dict[str, GridData]:
     """Return the grids as the methods see them: ids, area in the study area, population."""
     unit_ids = frame.units["unit_id"].to_numpy()
-    unit_pop = (
-        frame.units["population"].to_numpy(dtype=float) if "population" in frame.units else None
-    )
+    unit_pop = unit_population(frame, records)
     out = {
         "units": GridData(
             "units", unit_ids, np.asarray(shapely.area(frame.units_in_study_area)), unit_pop

@@ -919,6 +919,10 @@ class Records:
         Raster pixel values.
     time_known : numpy.ndarray or None
         Whether each accepted record of a temporal layer has a time of day.
+    outside : numpy.ndarray or None
+        Geometries (working CRS) of the records rejected only for lying outside the study
+        area or the units: not counted anywhere, but a lamp or a stop just across the
+        boundary still lights or serves the streets inside (coverage and distances use them).
 
     """
 
@@ -933,6 +937,7 @@ class Records:
     cells: dict[int, np.ndarray] = field(default_factory=dict)
     values: np.ndarray | None = None
     time_known: np.ndarray | None = None
+    outside: np.ndarray | None = None
 
 
 def ingest_layer(city: City, name: str, frame: SpatialFrame) -> Records:
@@ -1046,8 +1051,17 @@ def _ingest_vector(
     unit = None
     cells: dict[int, np.ndarray] = {}
     snapped = 0
-    if kind.geometry == "point" and parsed.codes is not None:
+    if parsed.codes is not None:
+        if kind.geometry == "table":
+            _reject_duplicate_codes(parsed)
         unit = _locate_by_code(parsed, frame)
+        if kind.geometry == "table":
+            missing = len(frame.units) - len(np.unique(unit))
+            if missing:
+                parsed.notes.append(
+                    f"{missing:,} of {len(frame.units):,} units have no row: their values are "
+                    "NULL (no data), not 0"
+                )
     elif kind.geometry == "point":
         unit, cells, snapped = _locate_points(parsed, frame, cfg.snap_m)
     else:
@@ -1055,8 +1069,10 @@ def _ingest_vector(
         hits = np.zeros(len(ok), dtype=bool)
         hits[ok] = frame.in_study_area(parsed.geometry[ok])
         parsed.reject(ok & ~hits, OUTSIDE_STUDY_AREA)
+    spatial = np.isin(parsed.reasons.astype(str), [OUTSIDE_STUDY_AREA, OUTSIDE_UNITS])
+    outside = parsed.geometry[spatial & ~pd.isna(parsed.geometry)]
     accepted, geometry, rejects = parsed.split()
-    if unit is not None:
+    if unit is not None and kind.geometry == "point":
         accepted["unit_id"] = frame.units["unit_id"].to_numpy()[unit]
         accepted["h3"] = cells_to_strings(cells[frame.resolutions[0]]) if cells else None
     notes = raw.notes + parsed.notes
@@ -1065,7 +1081,7 @@ def _ingest_vector(
             f"{snapped:,} point(s) up to {cfg.snap_m:g} m outside the units assigned to the "
             "nearest unit (snap_m)"
         )
-    if parsed.codes is not None:
+    if parsed.codes is not None and kind.geometry == "point":
         notes.append("located by admin-unit code: counted on units, no data on hexagons")
     report = _report(
         name,
@@ -1082,7 +1098,17 @@ def _ingest_vector(
     )
     time_known = None if parsed.time_known is None else parsed.time_known[parsed.ok]
     return Records(
-        name, kind, cfg, report, accepted, geometry, rejects, unit, cells, time_known=time_known
+        name,
+        kind,
+        cfg,
+        report,
+        accepted,
+        geometry,
+        rejects,
+        unit,
+        cells,
+        time_known=time_known,
+        outside=outside,
     )
 
 
@@ -1107,6 +1133,16 @@ def _apply_filter(raw: RawTable, name: str, cfg: LayerConfig) -> int:
     if raw.geometry is not None:
         raw.geometry = raw.geometry[keep]
     return int((~keep).sum())
+
+
+def _reject_duplicate_codes(parsed: ParsedLayer) -> None:
+    """Reject repeated unit codes: a table of values per unit has one row per unit."""
+    assert parsed.codes is not None
+    codes = pd.Series(parsed.codes).astype("string").str.strip()
+    candidate = parsed.ok & codes.notna().to_numpy()
+    dup = np.zeros(len(codes), dtype=bool)
+    dup[candidate] = codes[candidate].duplicated(keep="first").to_numpy()
+    parsed.reject(dup, "duplicate unit code (an earlier row has the same code)")
 
 
 def _locate_by_code(parsed: ParsedLayer, frame: SpatialFrame) -> np.ndarray:

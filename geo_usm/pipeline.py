@@ -259,7 +259,7 @@ def build(
             for res, hx in covers.items()
         }
         context = indicators.Context(
-            indicators.grid_data(frame, hex_grids, hex_areas, crosswalk),
+            indicators.grid_data(frame, hex_grids, hex_areas, crosswalk, layers),
             aggs,
             layers,
             city.indicators.category_groups,

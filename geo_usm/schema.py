@@ -19,7 +19,7 @@ from geo_usm._model import NAME_PATTERN, StrictInput, format_validation_errors
 from geo_usm.errors import LayerDefinitionError
 
 FieldType = Literal["string", "integer", "float", "boolean", "sex"]
-GeometryType = Literal["point", "line", "polygon", "raster"]
+GeometryType = Literal["point", "line", "polygon", "raster", "table"]
 
 #: Columns that ingest adds to every canonical vector layer (besides ``geometry``).
 BASE_COLUMNS = ("source_row",)
