@@ -81,6 +81,24 @@ def _run(ctx: click.Context, func: Callable[[], Any]) -> Any:
         sys.exit(1)
 
 
+def _indicator_summary(indicators: dict[str, Any]) -> None:
+    """Print how many features of each grid have a value of each indicator."""
+    if not indicators:
+        return
+    available, missing = [], []
+    for name, entry in indicators.items():
+        if entry["null_reason"]:
+            missing.append(f"{name} ({entry['null_reason']})")
+        else:
+            cover = ", ".join(f"{g} {n:,}" for g, n in entry["coverage"].items())
+            available.append(f"{name} [{cover}]")
+    out.print(f"indicators with values: {len(available)} of {len(indicators)}", highlight=False)
+    for line in available:
+        out.print(f"  {line}", highlight=False, markup=False)
+    for line in missing:
+        out.print(f"  not available: {line}", highlight=False, markup=False)
+
+
 def _terminated(signum: int, frame: object) -> None:
     """On SIGTERM, unwind like Ctrl+C: the staging directory is removed, nothing published."""
     console.print("terminated; nothing was published (the previous build stays)")
@@ -177,6 +195,7 @@ def build(ctx: click.Context, city_file: Path, out_dir: Path, threads: int | Non
         _report(result, f"{result.city.config.name}: build {result.build_id}")
         hexes = ", ".join(f"res {r}: {n:,}" for r, n in result.n_hex.items())
         out.print(f"hexes: {hexes}")
+        _indicator_summary(result.manifest.get("indicators", {}))
         stages = ", ".join(
             f"{name} {sec:.2f}"
             for name, sec in result.stages.items()

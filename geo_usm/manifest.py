@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import platform
 from typing import Any
 
@@ -36,6 +37,7 @@ def build_manifest(
     periods: dict[str, list[str]],
     aggregation_notes: dict[str, list[str]],
     catalog: Catalog,
+    indicators: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Return the manifest of a build (without its ``artefacts``, added by the store)."""
     cfg = city.config
@@ -91,5 +93,17 @@ def build_manifest(
         "rejects": n_rejects,
         "synthetic_layers": [r.name for r in reports if r.synthetic],
         "attribution": [a for a in dict.fromkeys(attributions) if a],
+        "indicators": {
+            row["id"]: {
+                "method": row["method"],
+                "parameters": json.loads(row["parameters"]),
+                "weight": row["weight"],
+                "min_input": row["min_input"],
+                "tier": row["tier"],
+                "coverage": json.loads(row["coverage"]),
+                "null_reason": row["null_reason"] or None,
+            }
+            for row in indicators or []
+        },
         "catalog": catalog.model_dump(mode="json"),
     }

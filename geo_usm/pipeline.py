@@ -305,6 +305,7 @@ def build(
                 periods=_periods(aggs, layers),
                 aggregation_notes=aggs.notes,
                 catalog=catalog,
+                indicators=frames["indicators"].to_dict(orient="records"),
             )
             manifest["artefacts"] = store.artefacts(stage, catalog)
             store.write_manifest(stage, manifest)
