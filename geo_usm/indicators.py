@@ -1014,3 +1014,23 @@ def table(indicators: Indicators, result: Result, ctx: Context) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=[c.name for c in INDICATORS_COLUMNS])
+
+
+def markdown_table(indicators: dict[str, IndicatorSpec] | None = None) -> str:
+    """Return the README's table of indicators, generated from their declarations."""
+    specs = _core_file().indicators if indicators is None else indicators
+    rows = [
+        "| id | title | unit | method (parameters) | direction | dimension | min input |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, spec in specs.items():
+        params = "; ".join(
+            f"{k} = {', '.join(v) if isinstance(v, list) else v}" for k, v in spec.params.items()
+        )
+        method = f"`{spec.method}`" + (f" ({params})" if params else "")
+        rows.append(
+            f"| `{name}` | {spec.title} | {spec.unit} | {method} | {spec.direction} | "
+            f"{spec.dimension} | {spec.min_input:g} |"
+        )
+    return "\n".join(rows)
+

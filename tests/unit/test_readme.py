@@ -43,3 +43,27 @@ def test_kinds_table_lists_every_builtin_kind_and_field():
             assert field in row, (name, field)
         if kind.count_field:
             assert kind.count_field in row
+
+
+def test_indicator_table_is_generated_from_the_declarations():
+    from geo_usm.indicators import markdown_table
+
+    block = README.split("<!-- indicators:start -->\n", 1)[1].split("\n<!-- indicators:end -->")[0]
+    assert block == markdown_table()
+
+
+def test_indicator_examples_load(tmp_path):
+    blocks = [b for b in BLOCKS if "[indicators" in b or "unit_table" in b]
+    assert len(blocks) == 3
+    city_text = next(b for b in BLOCKS if "[units]" in b)
+    (tmp_path / "kinds").mkdir()
+    kind_text = next(b for b in BLOCKS if 'kind = "cctv"' in b)
+    (tmp_path / "kinds" / "cctv.toml").write_text(kind_text, encoding="utf-8")
+    text = city_text.replace('population = "POB_TOT"', "") + "\n" + "\n".join(blocks)
+    text = text.replace("[indicators.category_groups]", "[indicators.category_groups]", 1)
+    # the three snippets go under one [indicators] table: the first snippet opens it
+    (tmp_path / "city.toml").write_text(text, encoding="utf-8")
+    city = load_city(tmp_path / "city.toml")
+    assert "burglary_rate" in city.indicators.specs
+    assert "asb_rate" not in city.indicators.specs
+    assert city.indicators.category_groups["violence"][0] == "Homicidio"
