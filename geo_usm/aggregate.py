@@ -9,8 +9,9 @@ each month of temporal layers) it computes:
 - lines: the length inside each feature, clipped exactly (``<layer>_length_m``);
 - polygons: the area of the layer's footprint inside each feature, overlaps counted once
   (``<layer>_area_m2``);
-- rasters: the sum and number of valid pixels whose centre is inside (``<layer>_sum``,
-  ``<layer>_pixels``) and their mean.
+- rasters: the sum of the pixels and the number of valid pixels, each pixel weighted by the
+  share of its area inside the feature (exact zonal statistics, :mod:`geo_usm.zonal`;
+  ``<layer>_sum``, ``<layer>_pixels``) and their ratio, the mean.
 
 Every stored quantity is extensive: the long table (grid, feature, period, variable, value)
 holds only sums, and intensive values (means) are ratios of two of them, computed in the wide
@@ -30,6 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
@@ -39,6 +41,7 @@ from geo_usm.catalog import Column, layer_variable_names, table_fields
 from geo_usm.grids import pairwise_intersection, subdivide
 from geo_usm.ingest import Records
 from geo_usm.schema import COUNT_KEY
+from geo_usm.zonal import zonal_stats
 
 #: Name of the whole-span period.
 ALL = "all"
@@ -256,6 +259,7 @@ def aggregate(
     region: shapely.Geometry,
     threads: int | None = None,
     advance: Callable[[int], None] | None = None,
+    crs: object = None,
 ) -> Aggregates:
     """Aggregate every layer's records onto every grid and check conservation.
 
@@ -280,6 +284,8 @@ def aggregate(
         Worker threads; by default the machine's CPU count.
     advance
         Called with 1 after each layer (progress reporting).
+    crs
+        The working CRS of the grids' geometries (raster layers need it).
 
     Returns
     -------
@@ -304,7 +310,7 @@ def aggregate(
     result.clippers = clippers
     per_layer: dict[str, Variable] = {}
     for rec in layers:
-        per_grid, reference = _contributions(rec, unit_grid, hex_grids, clippers, result)
+        per_grid, reference = _contributions(rec, unit_grid, hex_grids, clippers, result, crs)
         months = _months(rec)
         variables = _layer_variables(rec)
         declared = layer_variable_names(rec.name, rec.kind, set(rec.config.columns))
@@ -384,7 +390,12 @@ def _months(rec: Records) -> tuple[np.ndarray, list[str]] | None:
 
 
 def _contributions(
-    rec: Records, unit_grid: Grid, hex_grids: list[Grid], clippers: _Clippers, result: Aggregates
+    rec: Records,
+    unit_grid: Grid,
+    hex_grids: list[Grid],
+    clippers: _Clippers,
+    result: Aggregates,
+    crs: object,
 ) -> tuple[dict[str, _Contribution], _Contribution]:
     """Where a layer's records land on every grid, and the reference the grids must match.
 
@@ -393,7 +404,9 @@ def _contributions(
     units within the study area) and a polygon layer's footprint there.
     """
     geom_kind = rec.kind.geometry
-    if geom_kind in ("point", "raster", "table"):
+    if geom_kind == "raster":
+        return _raster_contributions(rec, unit_grid, hex_grids, clippers, crs)
+    if geom_kind in ("point", "table"):
         assert rec.unit is not None
         n = len(rec.unit)
         out = {unit_grid.name: _Contribution(rec.unit, None, np.arange(n))}
@@ -432,6 +445,44 @@ def _contributions(
         record = None if piece_record is None else piece_record[p_idx]
         out[g.name] = _Contribution(h_idx, measure(cut), record)
     return out, reference
+
+
+def _raster_contributions(
+    rec: Records, unit_grid: Grid, hex_grids: list[Grid], clippers: _Clippers, crs: object
+) -> tuple[dict[str, _Contribution], _Contribution]:
+    """Exact zonal statistics of a raster on every grid, through one set of pieces.
+
+    The pieces are the units within the study area, each hexagon grid clipped to the region
+    (the same area), and the region itself (the reference). One zonal computation over all of
+    them gives each piece its covered pixels (the contribution's amount) and its sum (the
+    layer's per-record values, indexed by the contribution's record).
+    """
+    assert rec.source is not None
+    parts: list[np.ndarray] = [unit_grid.geometry]
+    positions: list[np.ndarray] = [np.arange(len(unit_grid.geometry), dtype=np.int64)]
+    names = [unit_grid.name]
+    for g in hex_grids:
+        cut, h_idx, _ = clippers.region.clip(g.geometry)
+        parts.append(cut)
+        positions.append(h_idx)
+        names.append(g.name)
+    reference = clippers.region.polygons
+    parts.append(reference)
+    positions.append(np.zeros(len(reference), dtype=np.int64))
+    pieces = np.concatenate(parts)
+    stats = zonal_stats(
+        gpd.GeoSeries(pieces, crs=crs), rec.source, band=rec.config.band, crs=rec.config.crs
+    )
+    coverage = stats.table["coverage"].to_numpy(dtype=float)
+    rec.values = stats.table["sum"].to_numpy(dtype=float)
+    out: dict[str, _Contribution] = {}
+    start = 0
+    for name, pos in zip([*names, "reference"], positions, strict=True):
+        idx = np.arange(start, start + len(pos))
+        out[name] = _Contribution(pos, coverage[idx], idx)
+        start += len(pos)
+    ref = out.pop("reference")
+    return out, ref
 
 
 class _Clipper:
@@ -694,9 +745,10 @@ def _layer_variables(rec: Records) -> list[tuple[Variable, _Amount]]:
         values = rec.values
         pixels = Column(
             name=f"{name}_pixels",
-            type="integer",
-            unit="count",
-            description=f"Number of valid pixels of raster '{name}' whose centre is inside.",
+            type="float",
+            unit="pixels",
+            description=f"Valid pixels of raster '{name}' inside the feature, each counted for "
+            "the share of its area inside (exact).",
             extensive=True,
             sources=src,
         )
@@ -704,8 +756,8 @@ def _layer_variables(rec: Records) -> list[tuple[Variable, _Amount]]:
             name=f"{name}_sum",
             type="float",
             unit=rec.config.unit,
-            description=f"Sum of raster '{name}' over the pixels whose centre is inside; "
-            "NULL where no valid pixel is.",
+            description=f"Sum of raster '{name}' over the feature, each pixel weighted by the "
+            "share of its area inside (exact at edges); NULL where no valid pixel is.",
             extensive=True,
             sources=src,
         )
@@ -713,13 +765,13 @@ def _layer_variables(rec: Records) -> list[tuple[Variable, _Amount]]:
             name=f"{name}_mean",
             type="float",
             unit=rec.config.unit,
-            description=f"Mean of raster '{name}' over the pixels whose centre is inside; "
-            "NULL where no valid pixel is.",
+            description=f"Area-weighted mean of raster '{name}' over the feature; NULL where "
+            "no valid pixel is.",
             extensive=False,
             sources=src,
         )
         statistic = rec.config.statistic
-        out.append((Variable(pixels, wide=False, integer=True), _ones))
+        out.append((Variable(pixels, wide=False), _measure))
         out.append(
             (Variable(total, wide=statistic == "sum", null_unless=pixels.name), _field(values))
         )

@@ -267,6 +267,9 @@ class LayerConfig(StrictInput):
     band: int = Field(default=1, ge=1, description="raster band")
     statistic: Literal["sum", "mean"] = Field(default="sum", description="raster aggregation")
     unit: str = Field(default="", description="unit of a raster's values, e.g. 'persons'")
+    population: bool = Field(
+        default=False, description="this raster counts residents: the grids' population"
+    )
     may_be_empty: bool = Field(
         default=False, description="accept a layer with no record, or no accepted record"
     )
@@ -539,6 +542,14 @@ def _name_clashes(config: CityConfig, kinds: dict[str, LayerKind]) -> list[str]:
         for name, layer in config.layers.items()
         if kinds[layer.kind].geometry == "table" and "population" in layer.columns
     ]
+    for name, layer in config.layers.items():
+        if layer.population:
+            population.append(f"layers.{name}.population")
+            if kinds[layer.kind].geometry != "raster" or layer.statistic != "sum":
+                problems.append(
+                    f"layers.{name}.population: only a raster with statistic = \"sum\" can be "
+                    "the population (a table of values per unit maps a population column)"
+                )
     if len(population) > 1:
         problems.append(
             f"the population is given {len(population)} times ({', '.join(population)}): "

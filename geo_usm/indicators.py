@@ -941,21 +941,34 @@ def grid_data(
     hex_areas: dict[str, np.ndarray],
     crosswalk: pd.DataFrame,
     records: dict[str, Records],
+    aggs: Aggregates,
 ) -> dict[str, GridData]:
-    """Return the grids as the methods see them: ids, area in the study area, population."""
+    """Return the grids as the methods see them: ids, area in the study area, population.
+
+    A population raster (``population = true``) gives every grid its exact zonal sum
+    (dasymetric: residents where the raster puts them); otherwise the units' population is
+    shared onto hexagons by area.
+    """
     unit_ids = frame.units["unit_id"].to_numpy()
+    raster = next((r for r in records.values() if r.config.population), None)
+    areas = {"units": np.asarray(shapely.area(frame.units_in_study_area)), **hex_areas}
+    ids = {"units": unit_ids, **{g.name: g.ids for g in hex_grids}}
+    if raster is not None:
+        by_raster = {}
+        for name in ids:
+            values = aggs.values[name]
+            pixels = values[f"{raster.name}_pixels"]
+            pop = np.where(pixels > 0, values[f"{raster.name}_sum"], np.nan)
+            by_raster[name] = GridData(name, ids[name], areas[name], pop)
+        return by_raster
     unit_pop = unit_population(frame, records)
-    out = {
-        "units": GridData(
-            "units", unit_ids, np.asarray(shapely.area(frame.units_in_study_area)), unit_pop
-        )
-    }
-    for g in hex_grids:
-        pop = None
+    out = {"units": GridData("units", unit_ids, areas["units"], unit_pop)}
+    for grid in hex_grids:
+        hex_pop = None
         if unit_pop is not None:
-            part = crosswalk[crosswalk["resolution"] == g.resolution]
-            pop = hex_population(unit_pop, unit_ids, part, g.ids)
-        out[g.name] = GridData(g.name, g.ids, hex_areas[g.name], pop)
+            part = crosswalk[crosswalk["resolution"] == grid.resolution]
+            hex_pop = hex_population(unit_pop, unit_ids, part, grid.ids)
+        out[grid.name] = GridData(grid.name, grid.ids, hex_areas[grid.name], hex_pop)
     return out
 
 

@@ -919,6 +919,8 @@ class Records:
         Raster pixel values.
     time_known : numpy.ndarray or None
         Whether each accepted record of a temporal layer has a time of day.
+    source : Path or None
+        The file of a raster layer (aggregated exactly by :mod:`geo_usm.zonal`).
     outside : numpy.ndarray or None
         Geometries (working CRS) of the records rejected only for lying outside the study
         area or the units: not counted anywhere, but a lamp or a stop just across the
@@ -938,6 +940,7 @@ class Records:
     values: np.ndarray | None = None
     time_known: np.ndarray | None = None
     outside: np.ndarray | None = None
+    source: Path | None = None
 
 
 def ingest_layer(city: City, name: str, frame: SpatialFrame) -> Records:
@@ -1221,11 +1224,9 @@ def _ingest_raster(
         accepted=int(keep.sum()),
         rejects_by_reason={k: v for k, v in reasons.items() if v},
         notes=[
-            "raster pixels are counted, not listed in the rejects layer; each pixel is "
-            "assigned by its centre"
+            "raster pixels are counted here by their centre and not listed in the rejects "
+            "layer; their values are aggregated exactly, each pixel weighted by the share of "
+            "its area inside each unit and hexagon"
         ],
     )
-    cells = {r: c[keep] for r, c in where.cells.items()}
-    return Records(
-        name, kind, cfg, report, unit=where.unit[keep], cells=cells, values=pixels.values[keep]
-    )
+    return Records(name, kind, cfg, report, source=path)

@@ -252,6 +252,7 @@ def build(
             region=frame.region,
             threads=threads,
             advance=advance,
+            crs=frame.crs,
         )
     with clock.stage("indicators", total=len(city.indicators.specs)) as advance:
         hex_areas = {
@@ -259,7 +260,7 @@ def build(
             for res, hx in covers.items()
         }
         context = indicators.Context(
-            indicators.grid_data(frame, hex_grids, hex_areas, crosswalk, layers),
+            indicators.grid_data(frame, hex_grids, hex_areas, crosswalk, layers, aggs),
             aggs,
             layers,
             city.indicators.category_groups,

@@ -360,3 +360,45 @@ def test_samples_compute_what_their_data_allows(camden_result, trafford_result):
         assert json.loads(trafford.loc[name, "coverage"])["units"] == 138, name
     assert trafford.loc["crime_rate", "null_reason"] == "no population source in this city"
     assert pd.notna(trafford.loc["transit_distance", "null_reason"])
+
+
+def test_population_raster_is_aggregated_exactly_at_edges(tmp_path):
+    """A SYNTHETIC 100 m population raster offset by 50 m: every pixel on a unit edge is split.
+
+    Pixel values are 1 + column index, so the exact sums are known by hand: a unit spans ten
+    columns, two of them halved.
+    """
+    import rasterio
+    from rasterio.transform import from_origin
+
+    west, north = X0 - 50, Y0 + 2050
+    cols, rows = 21, 21  # X0-50 .. X0+2050
+    values = np.tile(np.arange(1, cols + 1, dtype="float32"), (rows, 1))
+    with rasterio.open(
+        tmp_path / "pop.tif",
+        "w",
+        driver="GTiff",
+        width=cols,
+        height=rows,
+        count=1,
+        dtype="float32",
+        crs="EPSG:27700",
+        transform=from_origin(west, north, 100, 100),
+        nodata=-1,
+    ) as dst:
+        dst.write(values, 1)
+    extra = '[layers.pop]\nkind = "raster"\npath = "pop.tif"\npopulation = true\nunit = "persons"\n'
+    out = tmp_path / "out"
+    build(toy_city(tmp_path, population="", extra=extra), out)
+    units = read(out, "units").set_index("unit_id")
+    # U1 (x 0..1000 from X0) covers column 0 (value 1) by half, columns 1-9 (2..10) whole and
+    # column 10 (value 11) by half, over 10 rows: 10 * (0.5 + 54 + 5.5) = 600
+    # U2 (x 1000..2000): 10 * (0.5 * 11 + (12 + ... + 20) + 0.5 * 21) = 10 * 160 = 1600
+    np.testing.assert_allclose(
+        units["pop_sum"].loc[["U1", "U2", "U3", "U4"]], [600, 1600, 600, 1600]
+    )
+    np.testing.assert_allclose(units["population"], units["pop_sum"])
+    hexes = read(out, "hex")
+    assert hexes["pop_sum"].sum() == pytest.approx(4400, rel=1e-9)  # conserved
+    assert hexes["population"].sum() == pytest.approx(4400, rel=1e-9)
+    np.testing.assert_allclose(units.loc["U1", "crime_rate"], 4 / 600 * 1000)
