@@ -46,13 +46,15 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SAMPLES = ROOT / "sample_data"
 GM = HERE / "cities" / "greater_manchester" / "city.toml"
-#: Targets (seconds) of whole builds on the 2-core reference machine (issue 5).
+#: Targets (seconds) of whole builds with the indicators on the 2-core reference machine
+#: (issue 8: Camden, with its street network, 9,400 lamps and accessibility, 8 s; Greater
+#: Manchester 15 s; the others keep issue 5's targets, 3 s, plus the indicators).
 TARGETS = {
-    "camden": 3.0,
-    "camden_detailed": 3.0,
-    "camden_wards_detailed": 3.0,
-    "trafford": 3.0,
-    "greater_manchester": 10.0,
+    "camden": 8.0,
+    "camden_detailed": 8.0,
+    "camden_wards_detailed": 5.0,
+    "trafford": 5.0,
+    "greater_manchester": 15.0,
 }
 DEFAULT_JSON = HERE / "results" / "build.json"
 

@@ -293,7 +293,11 @@ INDICATORS_COLUMNS = (
 )
 INDICATOR_GAPS_COLUMNS = (
     Column(name="grid", type="string", description="Grid layer: units, hex or hex_r<N>."),
-    Column(name="feature", type="string", description="unit_id or h3 of the feature."),
+    Column(
+        name="feature",
+        type="string",
+        description="unit_id or h3 of the feature; '*' for every feature of the grid.",
+    ),
     Column(name="indicator", type="string", description="Indicator id."),
     Column(name="null_reason", type="string", description="Why the value is NULL."),
 )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -299,29 +300,41 @@ class Result:
     """Values and NULL reasons of every indicator on every grid.
 
     ``values[grid][indicator]`` is a float array (NaN: NULL) and ``reasons[grid][indicator]``
-    says why each NULL is one (``None`` where there is a value).
+    says why each NULL is one (``None`` where there is a value); ``seconds`` is the time spent
+    per method (the street network is built by the first network method).
     """
 
     values: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     reasons: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def gaps(self, ids: dict[str, np.ndarray]) -> pd.DataFrame:
-        """One row per NULL value: grid, feature id, indicator and reason."""
+        """One row per NULL value: grid, feature id, indicator and reason.
+
+        Where every feature of a grid is NULL for one reason (no population in the city, no
+        layer of the kind), one row with feature ``*`` stands for all of them.
+        """
         parts = []
         for g, by_indicator in self.reasons.items():
             for name, why in by_indicator.items():
                 missing = np.flatnonzero(np.isnan(self.values[g][name]))
-                if len(missing):
-                    parts.append(
-                        pd.DataFrame(
-                            {
-                                "grid": g,
-                                "feature": np.asarray(ids[g], dtype=object)[missing].astype(str),
-                                "indicator": name,
-                                "null_reason": [str(r) if r else "no value" for r in why[missing]],
-                            }
-                        )
+                if not len(missing):
+                    continue
+                reasons = [str(r) if r else "no value" for r in why[missing]]
+                if len(missing) == len(why) and len(set(reasons)) == 1:
+                    features, reasons = np.asarray(["*"], dtype=object), reasons[:1]
+                else:
+                    features = np.asarray(ids[g], dtype=object)[missing].astype(str)
+                parts.append(
+                    pd.DataFrame(
+                        {
+                            "grid": g,
+                            "feature": features,
+                            "indicator": name,
+                            "null_reason": reasons,
+                        }
                     )
+                )
         if not parts:
             return pd.DataFrame({k: pd.Series(dtype=object) for k in GAP_COLUMNS})
         return pd.concat(parts, ignore_index=True)
@@ -910,7 +923,11 @@ def compute(
     """
     result = Result()
     for name, spec in indicators.specs.items():
+        t0 = time.perf_counter()
         values = METHODS[spec.method](spec, ctx)
+        result.seconds[spec.method] = result.seconds.get(spec.method, 0.0) + (
+            time.perf_counter() - t0
+        )
         for g, (v, why) in values.items():
             result.values.setdefault(g, {})[name] = np.asarray(v, dtype=float)
             result.reasons.setdefault(g, {})[name] = np.asarray(why, dtype=object)

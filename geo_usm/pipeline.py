@@ -267,6 +267,8 @@ def build(
             indicators.make_locator(frame, hex_grids),
         )
         values = indicators.compute(city.indicators, context, advance=advance)
+    for method, seconds in values.seconds.items():
+        clock.stages[f"indicators: {method}"] = seconds
     variables = [v.column for v in aggs.variables.values() if v.wide]
     taken = {v.name for v in variables}
     catalog = build_catalog(
