@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import tomllib
+import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -336,6 +337,11 @@ class CityConfig(StrictInput):
         ge=1,
         description="largest number of H3 cells a build may cover (all resolutions together)",
     )
+    timezone: str | None = Field(
+        default=None,
+        description="IANA time zone (e.g. 'Europe/London'): datetimes with a UTC offset are "
+        "read as local time there; without it the wall-clock time written is kept",
+    )
     attribution: str = ""
     kinds_dir: FilePath | None = Field(default=None, description="directory of custom layer kinds")
     study_area: SourceRef | None = None
@@ -346,6 +352,17 @@ class CityConfig(StrictInput):
     )
 
     _crs = field_validator("crs")(classmethod(lambda cls, v: _check_crs(v)))
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                zoneinfo.ZoneInfo(v)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                msg = f"unknown time zone '{v}' (use an IANA name such as 'Europe/London')"
+                raise ValueError(msg) from None
+        return v
 
     @field_validator("h3_resolutions")
     @classmethod
@@ -498,14 +515,12 @@ def _layer_problems(name: str, layer: Any, kinds: dict[str, LayerKind]) -> list[
                 f"layers.{name}.columns: unknown key '{key}' for kind '{kind_name}' "
                 f"(allowed: {', '.join(sorted(allowed))})"
             )
-    if isinstance(columns, dict) and "unit_code" in columns and kind.geometry not in (
-        "point",
-        "table",
-    ):
+    by_code = isinstance(columns, dict) and "unit_code" in columns
+    if by_code and kind.geometry not in ("point", "table"):
         problems.append(
             f"layers.{name}.columns.unit_code: only point kinds can be located by unit code"
         )
-    if kind.geometry == "table" and not (isinstance(columns, dict) and "unit_code" in columns):
+    if kind.geometry == "table" and not by_code:
         problems.append(
             f"layers.{name}.columns.unit_code: a table of values per unit needs the column of "
             "unit codes"
@@ -547,12 +562,11 @@ def _name_clashes(config: CityConfig, kinds: dict[str, LayerKind]) -> list[str]:
             population.append(f"layers.{name}.population")
             if kinds[layer.kind].geometry != "raster" or layer.statistic != "sum":
                 problems.append(
-                    f"layers.{name}.population: only a raster with statistic = \"sum\" can be "
+                    f'layers.{name}.population: only a raster with statistic = "sum" can be '
                     "the population (a table of values per unit maps a population column)"
                 )
     if len(population) > 1:
         problems.append(
-            f"the population is given {len(population)} times ({', '.join(population)}): "
-            "keep one"
+            f"the population is given {len(population)} times ({', '.join(population)}): keep one"
         )
     return problems

@@ -1063,4 +1063,3 @@ def markdown_table(indicators: dict[str, IndicatorSpec] | None = None) -> str:
             f"{spec.dimension} | {spec.min_input:g} |"
         )
     return "\n".join(rows)
-

@@ -354,7 +354,12 @@ def _check_columns(raw: RawTable, mapping: Mapping, name: str) -> None:
 
 
 def parse_layer(
-    raw: RawTable, name: str, config: LayerConfig, kind: LayerKind, working_crs: CRS
+    raw: RawTable,
+    name: str,
+    config: LayerConfig,
+    kind: LayerKind,
+    working_crs: CRS,
+    timezone: str | None = None,
 ) -> ParsedLayer:
     """Parse a raw table into the canonical columns of its kind.
 
@@ -370,6 +375,9 @@ def parse_layer(
         The layer kind definition (canonical fields).
     working_crs
         The city's metric CRS; geometries are returned in it.
+    timezone
+        The city's time zone: datetimes with a UTC offset are converted to its local time
+        (without one, the wall-clock time written is kept).
 
     Returns
     -------
@@ -404,7 +412,7 @@ def parse_layer(
     if kind.geometry == "point":
         _reject_placeholders(parsed, mapping, config, working_crs)
     if kind.temporal:
-        _parse_time(parsed, mapping, config)
+        _parse_time(parsed, mapping, config, timezone)
     if kind.count_field:
         _parse_count(parsed, mapping, config)
     for fname, spec in kind.fields.items():
@@ -627,7 +635,9 @@ def date_bounds(config: LayerConfig) -> tuple[dt.date, dt.date]:
     return EARLIEST_DATE, today.replace(year=today.year + 1, day=min(today.day, 28))
 
 
-def _parse_time(parsed: ParsedLayer, mapping: Mapping, config: LayerConfig) -> None:
+def _parse_time(
+    parsed: ParsedLayer, mapping: Mapping, config: LayerConfig, timezone: str | None = None
+) -> None:
     fmt = config.format
     cols = parsed.columns
     na = set(fmt.na_values)
@@ -641,7 +651,9 @@ def _parse_time(parsed: ParsedLayer, mapping: Mapping, config: LayerConfig) -> N
     label = _label(mapping, key)
     hint = ""
     if isinstance(spec, DateParts):
-        values, missing, bad = _from_parts(parsed, spec, fmt.datetime_format, na, fmt.dayfirst)
+        values, missing, bad = _from_parts(
+            parsed, spec, fmt.datetime_format, na, fmt.dayfirst, timezone
+        )
         timed = spec.time if spec.date is not None else spec.hour
         if key == "datetime" and timed is not None:
             parsed.time_known = _text(parsed.raw.frame[timed], na).notna().to_numpy()
@@ -649,7 +661,11 @@ def _parse_time(parsed: ParsedLayer, mapping: Mapping, config: LayerConfig) -> N
         pattern = fmt.month_format if key == "month" else fmt.datetime_format
         text = _text(_source(parsed.raw, mapping, key, parsed.name), na)  # type: ignore[arg-type]
         values = _to_datetime(
-            text, pattern, dayfirst=fmt.dayfirst, min_parts=2 if key == "month" else 3
+            text,
+            pattern,
+            dayfirst=fmt.dayfirst,
+            min_parts=2 if key == "month" else 3,
+            timezone=timezone if key == "datetime" else None,
         )
         missing = text.isna().to_numpy()
         bad = ~missing & values.isna().to_numpy()
@@ -680,7 +696,12 @@ def _parse_time(parsed: ParsedLayer, mapping: Mapping, config: LayerConfig) -> N
 
 
 def _from_parts(
-    parsed: ParsedLayer, spec: DateParts, pattern: str | None, na: set[str], dayfirst: bool
+    parsed: ParsedLayer,
+    spec: DateParts,
+    pattern: str | None,
+    na: set[str],
+    dayfirst: bool,
+    timezone: str | None = None,
 ) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     """Build datetimes from a date and a time column, or from year, month, day... columns.
 
@@ -696,7 +717,7 @@ def _from_parts(
             no_time = date.notna().to_numpy() & time_text.isna().to_numpy()
             parsed.clean("datetime", no_time, f"missing time of day ('{spec.time}'): 00:00 used")
             text = (date + " " + time_text.fillna("00:00")).where(date.notna(), None)
-        values = _to_datetime(text, pattern, dayfirst=dayfirst, min_parts=3)
+        values = _to_datetime(text, pattern, dayfirst=dayfirst, min_parts=3, timezone=timezone)
         missing = date.isna().to_numpy()
         return values, missing, ~missing & values.isna().to_numpy()
     n = len(raw.frame)
@@ -741,7 +762,12 @@ def _from_parts(
 
 
 def _to_datetime(
-    text: pd.Series, pattern: str | None, *, dayfirst: bool, min_parts: int
+    text: pd.Series,
+    pattern: str | None,
+    *,
+    dayfirst: bool,
+    min_parts: int,
+    timezone: str | None = None,
 ) -> pd.Series:
     """Parse dates vectorised, keeping the local wall-clock time of offset-qualified values.
 
@@ -749,15 +775,22 @@ def _to_datetime(
     a value needs at least ``min_parts`` numbers or month names (a year alone, "now" or
     "tomorrow" are not dates). A trailing UTC offset (``Z``, ``+01:00``) is dropped so that
     22:15 stays 22:15 whatever offset the source wrote (safety analysis cares about the local
-    hour of day). Returns microsecond datetimes (NaT where unparseable).
+    hour of day). With a ``timezone`` (the city file's), an offset-qualified value is instead
+    converted to that zone's local time (``2024-07-01T21:15Z`` is 22:15 in Europe/London).
+    Returns microsecond datetimes (NaT where unparseable).
     """
     present = text.dropna().astype(str)
     if pattern:
-        out = pd.to_datetime(present, format=pattern, errors="coerce")
-        if getattr(out.dt, "tz", None) is not None:
-            out = out.dt.tz_localize(None)
+        if timezone and "%z" in pattern:
+            aware = pd.to_datetime(present, format=pattern, errors="coerce", utc=True)
+            out = aware.dt.tz_convert(timezone).dt.tz_localize(None)
+        else:
+            out = pd.to_datetime(present, format=pattern, errors="coerce")
+            if getattr(out.dt, "tz", None) is not None:
+                out = out.dt.tz_localize(None)
         out = out.astype("datetime64[us]")
     else:
+        written = present
         present = present.str.replace(_OFFSET, r"\1", regex=True)
         parts = present.str.count(r"\d+") + present.str.contains(_MONTH_NAMES).astype(int)
         plausible = (parts >= min_parts).to_numpy()
@@ -769,6 +802,13 @@ def _to_datetime(
                 present[retry], format="mixed", dayfirst=dayfirst, errors="coerce"
             ).astype("datetime64[us]")
             out.loc[second.index] = second
+        if timezone:
+            changed = written.str.replace(_OFFSET, "", regex=True).ne(written).to_numpy()
+            offset = changed & plausible
+            if offset.any():
+                aware = pd.to_datetime(written[offset], format="ISO8601", errors="coerce", utc=True)
+                local = aware.dt.tz_convert(timezone).dt.tz_localize(None).astype("datetime64[us]")
+                out.loc[local.index] = local.where(local.notna(), out.loc[local.index])
         out = out.where(plausible)
     return pd.Series(out, index=present.index).reindex(text.index).astype("datetime64[us]")
 
@@ -1050,7 +1090,7 @@ def _ingest_vector(
         sheet=fmt.sheet,
     )
     filtered = _apply_filter(raw, name, cfg)
-    parsed = parse_layer(raw, name, cfg, kind, frame.crs)
+    parsed = parse_layer(raw, name, cfg, kind, frame.crs, city.config.timezone)
     unit = None
     cells: dict[int, np.ndarray] = {}
     snapped = 0

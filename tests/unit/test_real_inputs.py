@@ -395,3 +395,45 @@ foo = "bar"
         "unknown key 'foo' for kind 'crimes'",
     ]:
         assert expected in msg, expected
+
+
+@pytest.mark.parametrize(
+    ("timezone", "hours"),
+    [
+        # no time zone: the wall-clock time written is kept, the offset dropped
+        ("", [21, 21, 22, 10]),
+        # Europe/London: UTC in winter, UTC+1 in summer; an offset-free value stays as written
+        ('timezone = "Europe/London"', [21, 22, 22, 10]),
+    ],
+)
+def test_timezone_says_how_to_read_offsets(tmp_path, timezone, hours):
+    layers = """
+[layers.c]
+kind = "crimes"
+path = "c.csv"
+crs = "EPSG:27700"
+[layers.c.columns]
+x = "E"
+y = "N"
+category = "T"
+datetime = "D"
+"""
+    values = [
+        "2024-01-15T21:15:00Z",
+        "2024-07-15T21:15:00Z",
+        "2024-07-15T22:15:00+01:00",
+        "2024-07-15 10:00",
+    ]
+    text = "E,N,T,D\n" + "".join(f"{X0 + 5},{Y0 + 5},x,{v}\n" for v in values)
+    city = write(tmp_path, layers, {"c.csv": text})
+    city.write_text(timezone + "\n" + city.read_text(encoding="utf-8"), encoding="utf-8")
+    build(city, tmp_path / "out")
+    got = private(tmp_path, "c").sort_values("source_row")["datetime"].dt.hour.tolist()
+    assert got == hours
+
+
+def test_unknown_timezone_is_refused(tmp_path):
+    city = write(tmp_path, "", {})
+    city.write_text('timezone = "Europe/Londres"\n' + city.read_text(encoding="utf-8"))
+    with pytest.raises(CityFileError, match="unknown time zone 'Europe/Londres'"):
+        load_city(city)
