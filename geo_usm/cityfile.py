@@ -463,11 +463,11 @@ def load_city(path: str | Path) -> City:
             problems += _layer_problems(str(name), layer, kinds)
     indicators = None
     if config is not None and not problems:
-        problems += _name_clashes(config, kinds)
         try:
             indicators = resolve(config.indicators, kinds)
         except CityFileError as exc:
             problems += exc.message.split("; ")
+        problems += _name_clashes(config, kinds, indicators)
     if problems:
         problems = list(dict.fromkeys(problems))
         raise CityFileError(
@@ -536,12 +536,24 @@ def _layer_problems(name: str, layer: Any, kinds: dict[str, LayerKind]) -> list[
     return problems
 
 
-def _name_clashes(config: CityConfig, kinds: dict[str, LayerKind]) -> list[str]:
+def _name_clashes(
+    config: CityConfig, kinds: dict[str, LayerKind], indicators: Indicators | None
+) -> list[str]:
     """Return every output column two sources would both write (one must be renamed)."""
     owners: dict[str, list[str]] = {name: ["the grids"] for name in GRID_COLUMN_NAMES}
     for kname, kind in kinds.items():
         if kind.total:
             owners.setdefault(kind.total, []).append(f"the total of kind '{kname}'")
+    for name, spec in indicators.specs.items() if indicators else ():
+        # the grids' population and a kind's total (crime_count) are their own indicators
+        same_total = (
+            spec.method == "count"
+            and "where" not in spec.params
+            and spec.kind in kinds
+            and kinds[spec.kind].total == name
+        )
+        if name != "population" and not same_total:
+            owners.setdefault(name, []).append(f"indicator '{name}'")
     for name, layer in config.layers.items():
         for column in layer_variable_names(name, kinds[layer.kind], set(layer.columns)):
             owners.setdefault(column, []).append(f"layer '{name}'")

@@ -406,3 +406,14 @@ def test_population_raster_is_aggregated_exactly_at_edges(tmp_path):
     assert hexes["pop_sum"].sum() == pytest.approx(4400, rel=1e-9)  # conserved
     assert hexes["population"].sum() == pytest.approx(4400, rel=1e-9)
     np.testing.assert_allclose(units.loc["U1", "crime_rate"], 4 / 600 * 1000)
+
+
+def test_a_custom_kind_total_cannot_take_an_indicator_column(tmp_path):
+    city = toy_city(tmp_path)
+    (tmp_path / "kinds").mkdir()
+    (tmp_path / "kinds" / "rate.toml").write_text(
+        'kind = "rate"\ntitle = "x"\ngeometry = "point"\ncount_field = "crime_rate"\n'
+    )
+    city.write_text('kinds_dir = "kinds"\n' + city.read_text())
+    with pytest.raises(CityFileError, match="'crime_rate' would be written by the total of kind"):
+        load_city(city)
