@@ -83,6 +83,9 @@ class Case:
         Substrings that must appear in a layer's notes (build summary).
     max_message
         Ceiling on the length of stderr when refused.
+    hint
+        A refusal must say what to do: a hint line (``  -> ...``). ``False`` for click's own
+        usage errors, which end with ``Try 'usm ... --help'``.
     subprocess, timeout, memory_limit
         Run as a child process, killed after ``timeout`` seconds, with its address space limited
         to ``memory_limit`` bytes.
@@ -110,6 +113,7 @@ class Case:
     reasons: Mapping[str, Mapping[str, int]] | None = None
     notes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     max_message: int = MAX_MESSAGE
+    hint: bool = True
     subprocess: bool = False
     timeout: float = 60.0
     memory_limit: int | None = None
@@ -277,6 +281,8 @@ def check_outcome(case: Case, directory: Path, outcome: Outcome) -> None:
             f"the message is {len(outcome.stderr):,} characters (at most {case.max_message:,})"
             f"{shown}"
         )
+        if case.hint:
+            assert "\n  -> " in outcome.stderr, f"the message does not say what to do{shown}"
         names = str(directory) if case.names is None else case.names
         assert names in outcome.stderr, f"the message does not name {names!r}{shown}"
     if outcome.result is not None:
