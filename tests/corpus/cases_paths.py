@@ -137,7 +137,7 @@ CASES = [
         exit=2,
         says=("city.toml", "named pipe"),
         subprocess=True,
-        timeout=10,
+        timeout=6,
         bug="a city file that is a FIFO is opened and read: `usm validate pipe.toml` blocks for "
         "ever (load_city calls read_bytes() without checking for a regular file); inputs are "
         "refused as 'a named pipe (FIFO), not a regular file'",
@@ -163,7 +163,7 @@ CASES = [
         exit=2,
         says=("cctv.toml", "named pipe"),
         subprocess=True,
-        timeout=10,
+        timeout=6,
         bug="a layer-kind file in kinds_dir that is a FIFO is opened and read: validate blocks "
         "for ever (schema.load_kinds reads every *.toml without checking for a regular file)",
     ),
@@ -246,6 +246,21 @@ CASES = [
         exit=2,
         says=("is not a geo-usm build",),
         check=untouched("notes/afile", "x"),
+    ),
+    Case(
+        "path-out-symlink-to-a-foreign-directory",
+        files=GOOD | {"docs/thesis.txt": "precious"},
+        setup=link("docs", "mylink"),
+        city=city(),
+        command="build",
+        args=("--out", "{dir}/mylink"),
+        exit=2,
+        says=("is not a geo-usm build",),
+        check=lambda d, o: _link_kept(d / "mylink", "docs"),
+        bug="--out naming the user's own symbolic link to a non-empty directory that is not a "
+        "build (mylink -> docs/) is accepted: the build replaces the link with one to "
+        ".mylink.builds/<id> (the directory's files survive, the user's link does not); a "
+        "non-empty foreign directory given directly is refused",
     ),
     Case(
         "path-out-dev-null",
@@ -370,6 +385,11 @@ CASES = [
         reasons={"crimes": {"outside the study area": 8}},
     ),
 ]
+
+
+def _link_kept(path: Path, target: str) -> None:
+    assert path.is_symlink() and os.readlink(path) == target, f"{path} was replaced"
+    _same(path.parent / target / "thesis.txt", "precious")
 
 
 def _second_layer(path: Path) -> None:

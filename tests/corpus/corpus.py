@@ -61,10 +61,13 @@ class Case:
         Further arguments; ``{dir}`` is the case directory. ``build`` gets
         ``--out {dir}/out`` unless ``--out`` is given.
     target
-        The command's first argument (default ``{dir}/city.toml``; the build for ``serve``).
+        The command's first argument (default ``{dir}/city.toml``; ``{dir}/out`` for
+        ``serve``). ``serve`` run in-process cannot start a server: it fails the case.
     setup
         Called with the case directory after the files are written: FIFOs, symlinks, vector
         files, a previous build...
+    env
+        Environment variables set for the command (``USM_*`` settings of ``usm serve``).
     exit
         Expected exit code: 0 or 2 (130/143 for signals); 1 is never expected.
     says
@@ -106,6 +109,7 @@ class Case:
     args: tuple[str, ...] = ()
     target: str = "{dir}/city.toml"
     setup: Callable[[Path], None] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
     exit: int = 0
     says: tuple[str, ...] = ()
     names: str | None = None
@@ -155,6 +159,8 @@ def argv(case: Case, directory: Path) -> list[str]:
     """Return the command line of a case (without the program)."""
     args = [a.replace("{dir}", str(directory)) for a in case.args]
     target = case.target.replace("{dir}", str(directory))
+    if case.command == "serve" and case.target == "{dir}/city.toml":
+        target = str(directory / "out")
     if case.command == "build" and "--out" not in args:
         args += ["--out", str(directory / "out")]
     return [case.command, target, *args]
@@ -206,6 +212,7 @@ def run_subprocess(
     cwd: Path,
     timeout: float,
     memory_limit: int | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Outcome:
     """Run ``python -m geo_usm.cli`` with a timeout (a hang is an outcome, not a stuck suite)."""
 
@@ -223,6 +230,7 @@ def run_subprocess(
             timeout=timeout,
             preexec_fn=limit,
             check=False,
+            env={**os.environ, **(env or {})},
         )
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else ""
@@ -249,8 +257,22 @@ def run_case(case: Case, directory: Path, monkeypatch: pytest.MonkeyPatch) -> Ou
     arguments = argv(case, directory)
     if case.subprocess:
         return run_subprocess(
-            arguments, cwd=directory, timeout=case.timeout, memory_limit=case.memory_limit
+            arguments,
+            cwd=directory,
+            timeout=case.timeout,
+            memory_limit=case.memory_limit,
+            env=case.env,
         )
+    for key, value in case.env.items():
+        monkeypatch.setenv(key, value)
+    if case.command == "serve":
+        import uvicorn
+
+        def started(self: Any, *args: Any, **kwargs: Any) -> None:
+            msg = "the server started: usm serve did not refuse"
+            raise RuntimeError(msg)
+
+        monkeypatch.setattr(uvicorn.Server, "run", started)  # never block the test process
     return run_in_process(arguments, monkeypatch)
 
 

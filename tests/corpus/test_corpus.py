@@ -17,6 +17,7 @@ from tests.corpus import (
     cases_city,
     cases_csv,
     cases_dates,
+    cases_interrupts,
     cases_paths,
     cases_records,
     cases_serve,
@@ -31,6 +32,7 @@ GROUPS = {
     "path": cases_paths.CASES,
     "record": cases_records.CASES,
     "serve": cases_serve.CASES,
+    "interrupt": cases_interrupts.CASES,
 }
 ALL = [case for cases in GROUPS.values() for case in cases]
 
