@@ -35,7 +35,7 @@ from geo_usm._model import NAME_PATTERN, StrictInput, format_validation_errors
 from geo_usm.assign import count_by
 from geo_usm.catalog import INDICATORS_COLUMNS, Column
 from geo_usm.errors import CityFileError, GeoUsmError, LayerDefinitionError
-from geo_usm.filters import Filter, parse_filter
+from geo_usm.filters import Filter, FilterEvaluationError, parse_filter
 from geo_usm.geo import WGS84, transformer
 from geo_usm.schema import LayerKind, builtin_layers_dir
 
@@ -267,18 +267,33 @@ def _kind_problems(spec: IndicatorSpec, kinds: dict[str, LayerKind]) -> list[str
             f"({kind.geometry})"
         )
     fields = spec.params.get("fields")
-    names = list(fields) if isinstance(fields, list) else []
+    values = list(fields) if isinstance(fields, list) else []
     weight = spec.params.get("weight")
     if isinstance(weight, str):
-        names.append(weight)
+        values.append(weight)
+    for name in values:  # averaged or weighed: numeric fields, never a sensitive one
+        field = kind.fields.get(name)
+        if field is None or field.type not in ("integer", "float"):
+            numeric = sorted(f for f, fs in kind.fields.items() if fs.type in ("integer", "float"))
+            out.append(
+                f"'{name}' is not a numeric field of kind '{kind_name}' (numeric: {numeric})"
+            )
+        elif field.sensitive:
+            out.append(f"'{name}' is sensitive: its values are never published")
     known = set(kind.fields) | set(kind.columns) | {"category_group", "hour"}
+    conditions = []
     for key in ("where", "among"):
         text = spec.params.get(key)
         if isinstance(text, str):
-            names += sorted(parse_filter(text).columns)
-    for name in names:
+            conditions += sorted(parse_filter(text).columns)
+    for name in conditions:
         if name not in known:
             out.append(f"kind '{kind_name}' has no field '{name}' (fields: {sorted(known)})")
+        elif name in kind.fields and kind.fields[name].sensitive and spec.min_input < 10:
+            out.append(
+                f"a condition on the sensitive field '{name}' needs min_input >= 10, so that no "
+                "published value describes fewer than ten people"
+            )
     return out
 
 
@@ -414,9 +429,14 @@ class Context:
         for rec in self.members(kind):
             assert rec.table is not None
             table = self.derived(rec)
-            keep = np.ones(len(table), dtype=bool) if where is None else where.evaluate(table)
+            try:
+                keep = np.ones(len(table), dtype=bool) if where is None else where.evaluate(table)
+            except FilterEvaluationError as exc:
+                msg = f"indicator condition {where.text!r} on layer '{rec.name}': {exc.message}"  # type: ignore[union-attr]
+                raise CityFileError(msg, hint="fix the indicator's where/among") from None
             amount = table["count"].to_numpy(dtype=float, na_value=0) if "count" in table else 1.0
             amount = np.broadcast_to(np.asarray(amount, dtype=float), (len(table),)).copy()
+            records = amount.copy()  # a row of a count table stands for that many records
             if weight is not None:
                 amount = amount * table[weight].to_numpy(dtype=float, na_value=np.nan)
             positions = self.aggs.point_positions(rec)
@@ -429,7 +449,7 @@ class Context:
                 ok = keep & (pos >= 0) & np.isfinite(amount)
                 n = len(self.grids[g].ids)
                 sums[g] += count_by(pos[ok], n, amount[ok])
-                counts[g] += count_by(pos[ok], n, None)
+                counts[g] += count_by(pos[ok], n, records[ok])
         return sums, counts
 
     @cached_property
@@ -448,9 +468,11 @@ class Context:
         from geo_usm.network import StreetNetwork
 
         lines = [r.geometry for r in self.members("streets") if r.geometry is not None]
-        if not lines:
+        geoms = np.concatenate(lines) if lines else np.empty(0, dtype=object)
+        geoms = geoms[~pd.isna(geoms)]
+        if len(geoms) == 0:
             return None
-        return StreetNetwork.from_lines(np.concatenate(lines), max_edge_m=self.max_edge_m)
+        return StreetNetwork.from_lines(geoms, max_edge_m=self.max_edge_m)
 
     @cached_property
     def origins(self) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
@@ -469,7 +491,9 @@ class Context:
             per_feature = count_by(pos[inside], len(pop), weight[inside])
             with np.errstate(invalid="ignore", divide="ignore"):
                 scale = np.where(per_feature > 0, pop / per_feature, np.nan)
-            weight = np.where(inside, weight * scale[np.where(inside, pos, 0)], np.nan)
+            scaled = weight * scale[np.where(inside, pos, 0)]
+            # where the hexagon's population is unknown, the street length alone weighs
+            weight = np.where(inside & np.isfinite(scaled), scaled, weight)
         return positions, weight
 
 
@@ -583,6 +607,16 @@ def _counts_of(kind: str, where: Filter | None, ctx: Context) -> Values:
     if absent:
         return _on_all_grids(ctx, absent)
     sums, _ = ctx.point_sums(kind, where)
+    grouped = where is not None and "category_group" in where.columns
+    if grouped and sums and not any(float(v.sum()) > 0 for v in sums.values()):
+        # no record of the group anywhere: the labels are not mapped (or the data has none
+        # of these categories), not a city without such crime
+        assert where is not None
+        return _on_all_grids(
+            ctx,
+            f"no {kind} record in the data matches {where.text!r}: map the data's "
+            "categories in [indicators.category_groups]",
+        )
     out: Values = {g: (v, np.full(len(v), None, dtype=object)) for g, v in sums.items()}
     out |= _missing_grids(ctx, sums, "a layer of the kind is located by unit code only")
     return out
@@ -680,7 +714,12 @@ def _mean(spec: IndicatorSpec, ctx: Context) -> Values:
         n_values = finite.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             value = np.where(finite, block, 0.0).sum(axis=1) / n_values * scale
-        has = np.isfinite(value)
+        weight = (
+            rec.table["count"].to_numpy(dtype=float, na_value=0.0)
+            if "count" in rec.table
+            else np.ones(len(value))
+        )
+        has = np.isfinite(value) & (weight > 0)
         positions = ctx.aggs.point_positions(rec)
         for g in list(sums):
             if g not in positions:
@@ -689,8 +728,8 @@ def _mean(spec: IndicatorSpec, ctx: Context) -> Values:
                 continue
             pos = positions[g]
             ok = has & (pos >= 0)
-            sums[g] += count_by(pos[ok], len(sums[g]), value[ok])
-            counts[g] += count_by(pos[ok], len(sums[g]), None)
+            sums[g] += count_by(pos[ok], len(sums[g]), (value * weight)[ok])
+            counts[g] += count_by(pos[ok], len(sums[g]), weight[ok])
     out: Values = {}
     for g in sums:
         small = counts[g] < max(spec.min_input, 1)
@@ -768,7 +807,8 @@ def near_segments(lines: np.ndarray, points: np.ndarray, distance: float) -> np.
     metre near two lamps counts once. No polygon buffer is built (a union of thousands of
     buffers, then intersecting the streets with it, is slow and approximates the circles).
     """
-    coords, owner = shapely.get_coordinates(lines, return_index=True)
+    parts = shapely.get_parts(lines[~pd.isna(lines)])  # a MultiLineString's parts are apart
+    coords, owner = shapely.get_coordinates(parts, return_index=True)
     same = owner[1:] == owner[:-1]
     a, b = coords[:-1][same], coords[1:][same]
     if len(a) == 0 or len(points) == 0:

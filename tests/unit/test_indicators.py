@@ -267,7 +267,7 @@ extensive = false
             '[indicators.local.x]\ntitle = "x"\nunit = "x"\nmethod = "mean"\n'
             'params = { kind = "audits", fields = ["brightness"] }\ndirection = "risk"\n'
             'dimension = "perception"\nextensive = false',
-            "kind 'audits' has no field 'brightness'",
+            "'brightness' is not a numeric field of kind 'audits'",
         ),
         (
             '[indicators.local.y]\ntitle = "y"\nunit = "y"\nmethod = "median"\n'
@@ -406,6 +406,39 @@ def test_population_raster_is_aggregated_exactly_at_edges(tmp_path):
     assert hexes["pop_sum"].sum() == pytest.approx(4400, rel=1e-9)  # conserved
     assert hexes["population"].sum() == pytest.approx(4400, rel=1e-9)
     np.testing.assert_allclose(units.loc["U1", "crime_rate"], 4 / 600 * 1000)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ('{ kind = "crimes", fields = ["victim_age"] }', "'victim_age' is sensitive"),
+        ('{ kind = "crimes", fields = ["hour"] }', "'hour' is not a numeric field"),
+        ('{ kind = "crimes", fields = ["category"] }', "'category' is not a numeric field"),
+    ],
+)
+def test_sensitive_or_text_fields_cannot_be_averaged(tmp_path, params, message):
+    extra = (
+        '[indicators.local.x]\ntitle = "x"\nunit = "x"\nmethod = "mean"\n'
+        f'params = {params}\ndirection = "risk"\ndimension = "perception"\nextensive = false'
+    )
+    with pytest.raises(CityFileError, match=message):
+        load_city(toy_city(tmp_path, extra=extra))
+
+
+def test_conditions_on_victims_need_ten_records(tmp_path):
+    extra = "[indicators.change.female_victim_share]\nmin_input = 3"
+    with pytest.raises(CityFileError, match="sensitive field 'victim_sex' needs min_input >= 10"):
+        load_city(toy_city(tmp_path, extra=extra))
+
+
+def test_unmapped_category_groups_are_null_not_zero(tmp_path):
+    extra = "[indicators.category_groups]\nviolence = ['Homicidio']\nproperty = ['Burglary']"
+    build(toy_city(tmp_path, extra=extra), tmp_path / "out")
+    units = read(tmp_path / "out", "units").set_index("unit_id")
+    assert units["violence_rate"].isna().all() and units["asb_rate"].isna().all()
+    np.testing.assert_allclose(units["property_rate"], [1.0, 2 / 1.5, 0, 0])
+    table = read(tmp_path / "out", "indicators").set_index("id")
+    assert "map the data's categories" in table.loc["violence_rate", "null_reason"]
 
 
 def test_a_custom_kind_total_cannot_take_an_indicator_column(tmp_path):
