@@ -49,7 +49,10 @@ PLACEHOLDER_MIN_SHARE = 0.05
 #: Default plausible dates: from 1900 to one year after the build.
 EARLIEST_DATE = dt.date(1900, 1, 1)
 #: A UTC offset after a time of day ("22:15Z", "22:15:00+01:00"), not the day of "2024-03-03".
-_OFFSET = r"(\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?)\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+_OFFSET = (
+    r"(\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?)\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)"
+    r"(?:\s*\([A-Za-z ]+\))?$"
+)
 _MONTH_NAMES = r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b"
 #: Reasons that say where a record is or what the city chose to keep, not that it is broken.
 NODATA_PIXEL = "nodata pixel"
@@ -63,6 +66,7 @@ SELECTION_REASONS = (
     PIXEL_OUTSIDE_STUDY_AREA,
     PIXEL_OUTSIDE_UNITS,
     PLACEHOLDER,
+    NO_UNIT_CODE,
 )
 
 _SEX_ALIASES = {
@@ -780,37 +784,58 @@ def _to_datetime(
     Returns microsecond datetimes (NaT where unparseable).
     """
     present = text.dropna().astype(str)
-    if pattern:
-        if timezone and "%z" in pattern:
-            aware = pd.to_datetime(present, format=pattern, errors="coerce", utc=True)
+    if pattern and "%z" in pattern:
+        # offsets may differ row by row (summer time): read them all as UTC, then either
+        # convert to the city's zone or put back the wall-clock time each row wrote
+        aware = pd.to_datetime(present, format=pattern, errors="coerce", utc=True)
+        if timezone:
             out = aware.dt.tz_convert(timezone).dt.tz_localize(None)
         else:
-            out = pd.to_datetime(present, format=pattern, errors="coerce")
-            if getattr(out.dt, "tz", None) is not None:
-                out = out.dt.tz_localize(None)
+            wall = pd.to_datetime(
+                present.str.replace(r"\s*(?:Z|[+-]\d{2}:?\d{2})$", "", regex=True),
+                format=pattern.replace("%z", "").strip(),
+                errors="coerce",
+            )
+            out = wall.where(aware.notna())
+        out = out.astype("datetime64[us]")
+    elif pattern:
+        out = pd.to_datetime(present, format=pattern, errors="coerce")
+        if getattr(out.dt, "tz", None) is not None:
+            out = out.dt.tz_localize(None)
         out = out.astype("datetime64[us]")
     else:
         written = present
         present = present.str.replace(_OFFSET, r"\1", regex=True)
         parts = present.str.count(r"\d+") + present.str.contains(_MONTH_NAMES).astype(int)
         plausible = (parts >= min_parts).to_numpy()
-        first = pd.to_datetime(present, format="ISO8601", errors="coerce").astype("datetime64[us]")
+        first = _naive(pd.to_datetime(present, format="ISO8601", errors="coerce"))
         retry = first.isna().to_numpy() & plausible
         out = first.copy()
         if retry.any():
-            second = pd.to_datetime(
-                present[retry], format="mixed", dayfirst=dayfirst, errors="coerce"
-            ).astype("datetime64[us]")
+            second = _naive(
+                pd.to_datetime(present[retry], format="mixed", dayfirst=dayfirst, errors="coerce")
+            )
             out.loc[second.index] = second
         if timezone:
             changed = written.str.replace(_OFFSET, "", regex=True).ne(written).to_numpy()
             offset = changed & plausible
             if offset.any():
-                aware = pd.to_datetime(written[offset], format="ISO8601", errors="coerce", utc=True)
+                aware = pd.to_datetime(
+                    written[offset], format="mixed", dayfirst=dayfirst, errors="coerce", utc=True
+                )
                 local = aware.dt.tz_convert(timezone).dt.tz_localize(None).astype("datetime64[us]")
                 out.loc[local.index] = local.where(local.notna(), out.loc[local.index])
         out = out.where(plausible)
     return pd.Series(out, index=present.index).reindex(text.index).astype("datetime64[us]")
+
+
+def _naive(values: pd.Series) -> pd.Series:
+    """Return microsecond datetimes without a time zone (wall-clock time kept)."""
+    if values.dtype == object:  # mixed offsets pandas could not unify
+        values = pd.to_datetime(values, errors="coerce", utc=True)
+    if getattr(values.dt, "tz", None) is not None:
+        values = values.dt.tz_localize(None)
+    return values.astype("datetime64[us]")
 
 
 def _parse_field(
@@ -1030,10 +1055,11 @@ def layer_problems(report: LayerReport, config: LayerConfig) -> list[str]:
         for reason, n in report.rejects_by_reason.items():
             if reason in SELECTION_REASONS:
                 continue
-            if n / report.read > config.max_reject_share:
+            if n / (report.read - report.filtered) > config.max_reject_share:
+                kept = report.read - report.filtered
                 problems.append(
-                    f"layer '{report.name}': {n:,} of {report.read:,} rows "
-                    f"({n / report.read:.0%}) rejected for one reason: {reason}"
+                    f"layer '{report.name}': {n:,} of {kept:,} rows "
+                    f"({n / kept:.0%}) rejected for one reason: {reason}"
                 )
     return problems
 
