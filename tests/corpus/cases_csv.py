@@ -46,6 +46,25 @@ def workbook(directory: Path, name: str = "crimes.xlsx", sheet: str = "Data") ->
     frame.to_excel(directory / name, sheet_name=sheet, index=False)
 
 
+def frames(directory: Path, name: str, sheets: dict[str, pd.DataFrame]) -> None:
+    with pd.ExcelWriter(directory / name) as writer:
+        for sheet, frame in sheets.items():
+            frame.to_excel(writer, sheet_name=sheet, index=False)
+
+
+def dated_frame() -> pd.DataFrame:
+    """Ten crimes with real Excel date cells."""
+    return pd.DataFrame(
+        {
+            "id": [f"X{i}" for i in range(10)],
+            "lon": [-0.1346] * 10,
+            "lat": [51.5265 + i * 1e-4 for i in range(10)],
+            "date": pd.date_range("2024-03-01 10:00", periods=10, freq="D"),
+            "category": ["Robbery"] * 10,
+        }
+    )
+
+
 def no_format_member(directory: Path, outcome: Outcome) -> None:
     """The hint must name a key the city file accepts: ``member`` is a layer key."""
     assert "format.member" not in outcome.stderr, "the hint names format.member, an unknown key"
@@ -500,6 +519,44 @@ CASES = [
         bug="an Excel sheet index out of range gives openpyxl's text ('cannot read sheet 3: "
         "Worksheet index 3 is invalid, 1 worksheets found') without naming format.sheet, the "
         "sheets there are or what to do (a sheet name that is absent gets all three)",
+    ),
+    Case(
+        "csv-xlsx-real-date-cells",
+        setup=lambda d: frames(d, "crimes.xlsx", {"Data": dated_frame()}),
+        city=xlsx(),
+        layers=OK10,
+    ),
+    Case(
+        "csv-xlsx-header-only",
+        setup=lambda d: frames(d, "crimes.xlsx", {"Data": dated_frame().iloc[:0]}),
+        city=xlsx(),
+        exit=2,
+        says=("the source has no record",),
+    ),
+    Case(
+        "csv-xlsx-first-sheet-empty",
+        # the data is on the second sheet; the first one is blank
+        setup=lambda d: frames(d, "crimes.xlsx", {"Notes": pd.DataFrame(), "Data": dated_frame()}),
+        city=xlsx(),
+        exit=2,
+        says=("Notes", "Data", "format.sheet"),
+        bug="a workbook whose first sheet is blank is refused as \"column 'id' (mapped to "
+        "'record_id') is not in the file; columns are: \" (an empty list) with the hint to fix "
+        "columns.record_id: it should say the sheet 'Notes' is empty and name the sheets "
+        "(format.sheet)",
+    ),
+    Case(
+        "csv-parquet-named-csv",
+        setup=lambda d: dated_frame().to_parquet(d / "crimes.csv"),
+        city=city(),
+        exit=2,
+        says=("is a Parquet file", "rename it to crimes.parquet"),
+    ),
+    Case(
+        "csv-parquet-with-where",
+        setup=lambda d: dated_frame().to_parquet(d / "crimes.parquet"),
+        city=city(layer(path="crimes.parquet", fmt='where = "lat > 51.527"')),
+        layers={"crimes": {"read": 10, "accepted": 4, "rejected": 0, "filtered": 6}},
     ),
     Case(
         "csv-unknown-extension",

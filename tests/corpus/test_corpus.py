@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.corpus import (
+    cases_camden,
     cases_city,
     cases_csv,
     cases_dates,
@@ -33,6 +34,7 @@ GROUPS = {
     "record": cases_records.CASES,
     "serve": cases_serve.CASES,
     "interrupt": cases_interrupts.CASES,
+    "camden": cases_camden.CASES,
 }
 ALL = [case for cases in GROUPS.values() for case in cases]
 
