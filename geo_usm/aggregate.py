@@ -65,6 +65,9 @@ class Grid:
         uint64 H3 cells of a hexagon grid (``None`` for units).
     resolution
         H3 resolution of a hexagon grid.
+    outside
+        Features with no area in any admin unit (hexagons of a study area larger than the
+        units): nothing can be recorded there, so every value is NULL rather than 0.
 
     """
 
@@ -73,6 +76,7 @@ class Grid:
     geometry: np.ndarray
     cells: np.ndarray | None = None
     resolution: int | None = None
+    outside: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -169,13 +173,14 @@ class Aggregates:
         are integers (nullable), other values floats with NaN for "no data".
         """
         n = len(self.grids[grid].ids)
+        outside = self.grids[grid].outside
         out: dict[str, object] = {}
         for var in self.variables.values():
             if var.wide:
-                out[var.name] = self._column(grid, var, n)
+                out[var.name] = self._column(grid, var, n, outside)
         return pd.DataFrame(out, index=pd.RangeIndex(n))
 
-    def _column(self, grid: str, var: Variable, n: int) -> object:
+    def _column(self, grid: str, var: Variable, n: int, outside: np.ndarray | None) -> object:
         stored = self.values[grid]
         needed = [var.numerator, var.denominator] if var.numerator else [var.name]
         if var.column.null_reason is not None or any(v not in stored for v in needed):
@@ -194,6 +199,8 @@ class Aggregates:
             if var.null_without_values is not None:
                 records, present = (self.values[grid][v] for v in var.null_without_values)
                 data = np.where((records > 0) & (present == 0), np.nan, data)
+        if outside is not None:
+            data = np.where(outside, np.nan, data)
         if var.integer:
             missing = np.isnan(data)
             return pd.arrays.IntegerArray(

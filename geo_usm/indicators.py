@@ -962,9 +962,16 @@ def compute(
 
     """
     result = Result()
+    outside = {g.name: g.outside for g in ctx.aggs.grids.values() if g.outside is not None}
     for name, spec in indicators.specs.items():
         t0 = time.perf_counter()
         values = METHODS[spec.method](spec, ctx)
+        for g, mask in outside.items():
+            if g in values and mask.any():
+                v, why = values[g]
+                why = why.copy()
+                why[mask] = "outside every admin unit (no data can be recorded there)"
+                values[g] = (np.where(mask, np.nan, v), why)
         result.seconds[spec.method] = result.seconds.get(spec.method, 0.0) + (
             time.perf_counter() - t0
         )

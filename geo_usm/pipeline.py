@@ -232,6 +232,7 @@ def build(
         crosswalk = pd.concat(parts, ignore_index=True)
     primary = frame.resolutions[0]
     unit_grid = Grid("units", frame.units["unit_id"].to_numpy(), frame.units_in_study_area)
+    in_units = crosswalk.groupby("h3")["area_m2"].sum()
     hex_grids = [
         Grid(
             grid_name(res, primary),
@@ -239,6 +240,7 @@ def build(
             np.asarray(hx.geometry.values),
             cells=hx["cell"].to_numpy(),
             resolution=res,
+            outside=~(in_units.reindex(hx["h3"]).fillna(0.0).to_numpy() > 0),
         )
         for res, hx in covers.items()
     ]
@@ -255,8 +257,11 @@ def build(
             crs=frame.crs,
         )
     with clock.stage("indicators", total=len(city.indicators.specs)) as advance:
-        hex_areas = {
-            grid_name(res, primary): (hx["area_m2"] * hx["area_share"]).to_numpy()
+        hex_areas = {  # where records can be: inside the study area and inside a unit
+            grid_name(res, primary): np.minimum(
+                (hx["area_m2"] * hx["area_share"]).to_numpy(),
+                in_units.reindex(hx["h3"]).fillna(0.0).to_numpy(),
+            )
             for res, hx in covers.items()
         }
         context = indicators.Context(

@@ -450,3 +450,21 @@ def test_a_custom_kind_total_cannot_take_an_indicator_column(tmp_path):
     city.write_text('kinds_dir = "kinds"\n' + city.read_text())
     with pytest.raises(CityFileError, match="'crime_rate' would be written by the total of kind"):
         load_city(city)
+
+
+def test_hexes_outside_every_unit_have_no_data_not_zeros(tmp_path):
+    city = toy_city(tmp_path)
+    study = shapely.box(X0 - 1000, Y0, X0 + 2000, Y0 + 2000)  # 1 km west of the units
+    gpd.GeoDataFrame({"name": ["x"]}, geometry=[study], crs=27700).to_file(tmp_path / "sa.gpkg")
+    text = city.read_text().replace("[units]", '[study_area]\npath = "sa.gpkg"\n[units]', 1)
+    city.write_text(text)
+    build(city, tmp_path / "out")
+    hexes = read(tmp_path / "out", "hex")
+    west = hexes.geometry.centroid.x < X0 - 300  # well outside every unit
+    assert west.sum() > 5
+    for column in ("crime_count", "crime_density", "population", "count_crimes", "lamp_count"):
+        assert hexes.loc[west, column].isna().all(), column
+    assert hexes.loc[~west, "crime_count"].notna().any()
+    assert hexes["crime_count"].sum() == len(CRIMES)
+    gaps = read(tmp_path / "out", "indicator_gaps")
+    assert "outside every admin unit" in " ".join(gaps["null_reason"])
