@@ -190,8 +190,11 @@ def build(ctx: click.Context, city_file: Path, out_dir: Path, threads: int | Non
 
     def body() -> None:
         signal.signal(signal.SIGTERM, _terminated)
-        with _progress() as progress:
-            result = run_build(city_file, out_dir, progress=progress, threads=threads)
+        try:
+            with _progress() as progress:
+                result = run_build(city_file, out_dir, progress=progress, threads=threads)
+        finally:  # published (or failed): a later SIGTERM must not claim otherwise
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
         _report(result, f"{result.city.config.name}: build {result.build_id}")
         hexes = ", ".join(f"res {r}: {n:,}" for r, n in result.n_hex.items())
         out.print(f"hexes: {hexes}")

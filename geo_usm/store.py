@@ -21,6 +21,7 @@ interrupted build never touches ``OUT``.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -80,8 +81,8 @@ def check_output(out: Path) -> None:
     raise BuildError(msg, path=out, hint="choose another --out or remove it")
 
 
-#: File in a staging directory naming the process writing it (removed when published).
-_OWNER = ".owner-pid"
+#: Open, locked lock files of the builds this process is writing (staging dir -> descriptor).
+_LOCKS: dict[Path, int] = {}
 
 
 def stage_path(out: Path, build_id: str) -> Path:
@@ -89,11 +90,17 @@ def stage_path(out: Path, build_id: str) -> Path:
     return builds_root(out) / f"{build_id}.partial"
 
 
+def _lock_path(out: Path, build_id: str) -> Path:
+    return builds_root(out) / f"{build_id}.lock"
+
+
 def staging_dir(out: Path, build_id: str) -> Path:
     """Create and return the staging directory of a new build.
 
-    Staging directories that earlier builds left behind when they were killed (their process
-    no longer runs) are removed first; the published build is never touched.
+    The build holds an exclusive lock (``<build_id>.lock``, taken before the directory
+    exists) until it is published or discarded. Staging directories whose lock nobody holds,
+    left behind by builds that were killed, are removed first; the published build is never
+    touched.
     """
     root = builds_root(out)
     try:
@@ -102,8 +109,11 @@ def staging_dir(out: Path, build_id: str) -> Path:
         raise BuildError(f"cannot create {root}: {exc.strerror}", path=out) from None
     remove_debris(out)
     stage = stage_path(out, build_id)
+    fd = os.open(_lock_path(out, build_id), os.O_CREAT | os.O_RDWR, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.write(fd, str(os.getpid()).encode("ascii"))
+    _LOCKS[stage] = fd
     stage.mkdir()
-    (stage / _OWNER).write_text(str(os.getpid()), encoding="ascii")
     (stage / PUBLIC).mkdir()
     (stage / PRIVATE).mkdir()
     return stage
@@ -112,35 +122,50 @@ def staging_dir(out: Path, build_id: str) -> Path:
 def remove_debris(out: Path) -> list[Path]:
     """Remove what killed builds left at ``out``: staging directories, half-swapped links.
 
-    Only directories whose build process no longer runs are removed; returns what was.
+    Only what belongs to a build whose lock nobody holds is removed (a build running in
+    another process keeps its own); returns what was removed.
     """
     root = builds_root(out)
     removed = []
     for stage in root.glob("*.partial"):
-        if stage.is_dir() and not _running(stage / _OWNER):
+        lock = root / (stage.name.removesuffix(".partial") + ".lock")
+        if stage.is_dir() and not _held(lock):
             shutil.rmtree(stage, ignore_errors=True)
+            lock.unlink(missing_ok=True)
             removed.append(stage)
     for link in out.parent.glob(f".{out.name}.link-*"):
-        if link.is_symlink():  # a link swap interrupted between its two steps
-            link.unlink(missing_ok=True)
+        build_id = link.name.split(".link-", 1)[1]
+        if link.is_symlink() and not _held(root / f"{build_id}.lock"):
+            link.unlink(missing_ok=True)  # a link swap interrupted between its two steps
             removed.append(link)
+    for lock in root.glob("*.lock"):
+        if not (root / (lock.stem + ".partial")).exists() and not _held(lock):
+            lock.unlink(missing_ok=True)
     return removed
 
 
-def _running(owner: Path) -> bool:
+def _held(lock: Path) -> bool:
+    """Return whether a running build holds this lock file."""
     try:
-        pid = int(owner.read_text(encoding="ascii"))
-    except (OSError, ValueError):
-        return False  # no owner recorded: killed before it wrote one
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:
         return False
-    except PermissionError:
-        return True  # someone else's live process
-    return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _release(stage: Path) -> None:
+    fd = _LOCKS.pop(stage, None)
+    if fd is not None:
+        (stage.parent / (stage.name.removesuffix(".partial") + ".lock")).unlink(missing_ok=True)
+        os.close(fd)
 
 
 def write_layer(stage: Path, layer: OutputLayer, frame: pd.DataFrame) -> None:
@@ -220,20 +245,21 @@ def publish(stage: Path, out: Path, build_id: str) -> Path:
     check_output(out)
     root = builds_root(out)
     final = root / build_id
-    (stage / _OWNER).unlink(missing_ok=True)
     stage.rename(final)
     if out.is_dir() and not out.is_symlink():
         out.rmdir()  # an empty directory the user created: nothing to lose
     link = out.parent / f".{out.name}.link-{build_id}"
     link.symlink_to(os.path.relpath(final, out.parent))
     os.replace(link, out)
+    _release(stage)  # published: the lock guarded the staging directory and the link swap
     _prune(root, keep=final)
     return final
 
 
 def discard(stage: Path) -> None:
-    """Remove a staging directory after a failed build."""
+    """Remove a staging directory after a failed build, and release its lock."""
     shutil.rmtree(stage, ignore_errors=True)
+    _release(stage)
 
 
 def _prune(root: Path, keep: Path) -> None:

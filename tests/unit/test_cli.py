@@ -122,7 +122,7 @@ def test_next_build_removes_what_a_killed_build_left(city, tmp_path):
     ).stdout.strip()
     stale = root / "20200101T000000Z-deadbeef.partial"
     (stale / "public").mkdir(parents=True)
-    (stale / ".owner-pid").write_text(dead)
+    (root / "20200101T000000Z-deadbeef.lock").write_text(dead)  # its build was killed
     (stale / "public" / "diagnosis.gpkg-journal").write_bytes(b"x")
     orphan = root / "20200101T000001Z-cafecafe.partial"  # killed before writing its owner
     orphan.mkdir()
@@ -130,6 +130,7 @@ def test_next_build_removes_what_a_killed_build_left(city, tmp_path):
     link.symlink_to("nowhere")
     assert run("build", city, "--out", out).returncode == 0
     assert not stale.exists() and not orphan.exists() and not link.is_symlink()
+    assert not list(root.glob("*.lock"))
     assert (out / "public" / "manifest.json").exists()
 
 
