@@ -1267,7 +1267,13 @@ def _ingest_raster(
     city: City, name: str, cfg: LayerConfig, kind: LayerKind, frame: SpatialFrame
 ) -> Records:
     path = city.resolve(cfg.path)
-    pixels = read_raster(path, band=cfg.band, crs=cfg.crs, name=name)
+    pixels = read_raster(
+        path,
+        band=cfg.band,
+        crs=cfg.crs,
+        name=name,
+        within=tuple(shapely.bounds(frame.study_wgs).tolist()),  # type: ignore[arg-type]
+    )
     if pixels.crs.is_geographic:
         lon, lat = pixels.x, pixels.y
     else:
@@ -1277,7 +1283,7 @@ def _ingest_raster(
     reasons = Counter(
         {
             NODATA_PIXEL: pixels.n_nodata,
-            PIXEL_OUTSIDE_STUDY_AREA: int((~where.inside).sum()),
+            PIXEL_OUTSIDE_STUDY_AREA: int((~where.inside).sum()) + pixels.n_outside,
             PIXEL_OUTSIDE_UNITS: int((where.inside & (where.unit < 0)).sum()),
         }
     )

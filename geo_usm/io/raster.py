@@ -10,8 +10,11 @@ import rasterio
 import rasterio.errors
 import rasterio.transform
 from pyproj import CRS
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window, from_bounds
 
 from geo_usm.errors import InputError
+from geo_usm.geo import WGS84
 
 
 @dataclass
@@ -36,14 +39,22 @@ class RasterPixels:
     values: np.ndarray
     crs: CRS
     n_pixels: int
+    n_outside: int = 0
 
     @property
     def n_nodata(self) -> int:
-        """Number of nodata (masked or non-finite) pixels."""
-        return self.n_pixels - len(self.values)
+        """Number of nodata (masked or non-finite) pixels within the window read."""
+        return self.n_pixels - self.n_outside - len(self.values)
 
 
-def read_raster(path: Path, *, band: int, crs: str | None, name: str) -> RasterPixels:
+def read_raster(
+    path: Path,
+    *,
+    band: int,
+    crs: str | None,
+    name: str,
+    within: tuple[float, float, float, float] | None = None,
+) -> RasterPixels:
     """Read the valid pixels of one band.
 
     Parameters
@@ -56,6 +67,10 @@ def read_raster(path: Path, *, band: int, crs: str | None, name: str) -> RasterP
         CRS to assume when the file declares none (or to override it).
     name
         Layer name, for messages.
+    within
+        Lon/lat bounds (west, south, east, north) of the study area: only the pixels in this
+        window are read (a national raster for one borough), the others counted as
+        ``n_outside``.
 
     Raises
     ------
@@ -83,8 +98,20 @@ def read_raster(path: Path, *, band: int, crs: str | None, name: str) -> RasterP
                     path=path,
                     hint=f"set layers.{name}.crs in the city file",
                 )
-            data = src.read(band, masked=True)
-            transform = src.transform
+            window = Window(0, 0, src.width, src.height)
+            if within is not None:
+                bounds = transform_bounds(WGS84, src_crs, *within, densify_pts=21)
+                wanted = from_bounds(*bounds, transform=src.transform)
+                wanted = Window(
+                    wanted.col_off - 1, wanted.row_off - 1, wanted.width + 2, wanted.height + 2
+                ).round_offsets().round_lengths()
+                try:
+                    window = wanted.intersection(window)
+                except rasterio.errors.WindowError:  # no overlap at all
+                    window = Window(0, 0, 0, 0)
+            data = src.read(band, masked=True, window=window)
+            transform = src.window_transform(window)
+            n_pixels = src.width * src.height
     except rasterio.errors.RasterioIOError as exc:
         raise InputError(f"cannot read raster: {exc}", path=path) from None
     valid = ~np.ma.getmaskarray(data) & np.isfinite(np.ma.getdata(data))
@@ -95,5 +122,6 @@ def read_raster(path: Path, *, band: int, crs: str | None, name: str) -> RasterP
         y=np.asarray(ys, dtype=float),
         values=np.ma.getdata(data)[rows, cols].astype(float),
         crs=src_crs,
-        n_pixels=int(data.size),
+        n_pixels=n_pixels,
+        n_outside=n_pixels - int(data.size),
     )
