@@ -175,6 +175,15 @@ CASES = [
         "layers.thefts.columns: unknown key 'colour'",
     ),
     refused(
+        "city-unknown-kind-and-unknown-column-same-layer",
+        city(layer(kind="crime", columns=COLUMNS + 'colour = "x"\n')),
+        "layers.crimes.kind: unknown kind 'crime'",
+        "'colour'",
+        bug="with an unknown kind, the layer's column keys are not checked at all: a key no "
+        "kind defines ('colour') is only reported once the kind is fixed, so validate takes "
+        "two rounds instead of reporting every problem at once",
+    ),
+    refused(
         "city-reserved-and-invalid-layer-names",
         city(layer("units"), layer("Bad-Name"), layer("hex_r8")),
         "3 problems",
