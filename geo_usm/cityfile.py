@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import tomllib
 import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,6 +24,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from geo_usm._model import NAME_RE, StrictInput, format_validation_errors
+from geo_usm._toml import read_toml
 from geo_usm.catalog import GRID_COLUMN_NAMES, layer_variable_names
 from geo_usm.errors import CityFileError, GeoUsmError
 from geo_usm.filters import parse_filter
@@ -435,15 +435,7 @@ def load_city(path: str | Path) -> City:
 
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        reason = "city file not found" if not path.exists() else f"cannot read: {exc.strerror}"
-        raise CityFileError(reason, path=path, hint="check the path") from None
-    try:
-        data: dict[str, Any] = tomllib.loads(raw.decode("utf-8-sig"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise CityFileError(f"not valid TOML: {exc}", path=path) from None
+    data, raw = read_toml(path, CityFileError, "city file")
     problems: list[str] = []
     config: CityConfig | None = None
     try:
@@ -501,6 +493,12 @@ def _layer_problems(name: str, layer: Any, kinds: dict[str, LayerKind]) -> list[
             f"layers.{name}.kind: unknown kind '{kind_name}' "
             f"(known: {', '.join(sorted(kinds))}; declare custom kinds in a kinds_dir)"
         )
+        anywhere = {"datetime", "month", COUNT_KEY, *LOCATION_KEYS}
+        anywhere |= {f for k in kinds.values() for f in k.fields}
+        columns = layer.get("columns")
+        for key in columns if isinstance(columns, dict) else ():
+            if key not in anywhere:
+                problems.append(f"layers.{name}.columns: unknown key '{key}' for any kind")
         return problems
     kind = kinds[kind_name]
     allowed = set(kind.fields) | set(LOCATION_KEYS)

@@ -46,6 +46,8 @@ NO_UNIT_CODE = "unit code matches no admin unit"
 #: possible placeholder location ("location not known").
 PLACEHOLDER_MIN_RECORDS = 20
 PLACEHOLDER_MIN_SHARE = 0.05
+#: Largest count a row of a count table may carry.
+MAX_COUNT = 10**9
 #: Default plausible dates: from 1900 to one year after the build.
 EARLIEST_DATE = dt.date(1900, 1, 1)
 #: A UTC offset after a time of day ("22:15Z", "22:15:00+01:00"), not the day of "2024-03-03".
@@ -470,6 +472,9 @@ def _parse_location(
         label = _label(mapping, "wkt")
         parsed.reject(text.isna().to_numpy(), f"missing geometry ('{label}')")
         parsed.reject(pd.isna(geoms), f"unparseable WKT ('{label}')")
+        empty = np.zeros(len(geoms), dtype=bool)
+        empty[~pd.isna(geoms)] = shapely.is_empty(geoms[~pd.isna(geoms)])
+        parsed.reject(empty, f"empty geometry ('{label}')")
         if config.crs is None:
             raise InputError(
                 f"layer '{name}': no CRS known for the WKT column '{label}'",
@@ -536,6 +541,8 @@ def _set_geometries(parsed: ParsedLayer, geoms: np.ndarray, src_crs: CRS, workin
 def _set_points(
     parsed: ParsedLayer, x: np.ndarray, y: np.ndarray, src_crs: CRS, working_crs: CRS
 ) -> None:
+    # NaN/inf coordinates that a parsed number cannot give (NaN in WKT, inf in a GeoPackage)
+    parsed.reject(parsed.ok & ~(np.isfinite(x) & np.isfinite(y)), "coordinates not finite")
     ok = parsed.ok & np.isfinite(x) & np.isfinite(y)
     if src_crs.is_geographic:
         lon, lat = x, y
@@ -627,6 +634,9 @@ def _parse_count(parsed: ParsedLayer, mapping: Mapping, config: LayerConfig) -> 
     parsed.reject(text.isna().to_numpy(), f"missing count ('{label}')")
     invalid = bad | np.isfinite(values) & ((values < 0) | (values != np.round(values)))
     parsed.reject(invalid, f"count is not a whole number >= 0 ('{label}')")
+    huge = np.isfinite(values) & (values > MAX_COUNT)
+    parsed.reject(huge, f"count larger than {MAX_COUNT:,} ('{label}'): not a count of incidents")
+    invalid |= huge
     parsed.columns[COUNT_KEY] = _to_int(np.where(invalid, np.nan, values))
 
 
@@ -784,6 +794,8 @@ def _to_datetime(
     Returns microsecond datetimes (NaT where unparseable).
     """
     present = text.dropna().astype(str)
+    # "now", "today" are words pandas reads as the current date: a date has digits
+    present = present[present.str.contains(r"\d", regex=True)]
     if pattern and "%z" in pattern:
         # offsets may differ row by row (summer time): read them all as UTC, then either
         # convert to the city's zone or put back the wall-clock time each row wrote
@@ -826,6 +838,8 @@ def _to_datetime(
                 local = aware.dt.tz_convert(timezone).dt.tz_localize(None).astype("datetime64[us]")
                 out.loc[local.index] = local.where(local.notna(), out.loc[local.index])
         out = out.where(plausible)
+    # a value without a year ("02/03 10:00") is read as 1900: not a date
+    out = out.where(~((out.dt.year == 1900) & ~present.str.contains("1900|00", regex=True)))
     return pd.Series(out, index=present.index).reindex(text.index).astype("datetime64[us]")
 
 
@@ -1040,7 +1054,12 @@ def layer_problems(report: LayerReport, config: LayerConfig) -> list[str]:
     problems: list[str] = []
     if report.accepted == 0 and config.may_be_empty:
         return problems
-    if report.read == 0:
+    if report.read > 0 and report.filtered == report.read:
+        problems.append(
+            f"layer '{report.name}': its where filter dropped all {report.read:,} rows "
+            f"({config.format.where!r}); its counts would read as zeros"
+        )
+    elif report.read == 0:
         problems.append(
             f"layer '{report.name}': the source has no record (an empty file or a filter that "
             "keeps nothing); its counts would read as zeros"

@@ -8,7 +8,6 @@ code base lists them. Every point layer also gets the canonical columns in
 
 from __future__ import annotations
 
-import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -16,6 +15,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, model_validator
 
 from geo_usm._model import NAME_PATTERN, StrictInput, format_validation_errors
+from geo_usm._toml import read_toml
 from geo_usm.errors import LayerDefinitionError
 
 FieldType = Literal["string", "integer", "float", "boolean", "sex"]
@@ -130,10 +130,7 @@ def builtin_layers_dir() -> Path:
 
 
 def _load_kind_file(path: Path) -> LayerKind:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise LayerDefinitionError(f"not valid TOML: {exc}", path=path) from None
+    data, _ = read_toml(path, LayerDefinitionError, "layer kind file")
     try:
         kind = LayerKind.model_validate(data)
     except ValidationError as exc:

@@ -73,7 +73,17 @@ def check_output(out: Path) -> None:
                     hint="choose an --out in a directory you can write to",
                 )
             break
-    if out.is_symlink() or not out.exists():
+    if out.is_symlink():
+        target = out.resolve()
+        if target.parent == builds_root(out).resolve() or not target.exists():
+            return  # a published build (or a dangling link): replaced atomically
+        raise BuildError(
+            f"is a link to {target}, which is not a geo-usm build (builds are published as a "
+            "link to .<name>.builds/<id>)",
+            path=out,
+            hint="choose another --out or remove the link",
+        )
+    if not out.exists():
         return
     if out.is_dir() and not any(out.iterdir()):
         return

@@ -210,7 +210,11 @@ def read_units(city: City) -> tuple[gpd.GeoDataFrame, list[str]]:
     empty = ids.isna() | (ids == "")
     if empty.any():
         rows = ", ".join(str(i + 1) for i in np.flatnonzero(empty.to_numpy())[:10])
-        raise InputError(f"units: empty '{cfg.id}' in row(s) {rows}", path=path)
+        raise InputError(
+            f"units: empty '{cfg.id}' in row(s) {rows}",
+            path=path,
+            hint=f"every unit needs an id: fill them in, or check units.id ('{cfg.id}')",
+        )
     dup = ids.duplicated(keep=False)
     if dup.any():
         values = ", ".join(sorted(set(ids[dup]))[:10])
@@ -231,6 +235,7 @@ def read_units(city: City) -> tuple[gpd.GeoDataFrame, list[str]]:
             raise InputError(
                 f"units: population column '{cfg.population}' is not numeric in row(s) {rows}",
                 path=path,
+                hint="fix those values (empty is allowed), or check units.population",
             )
         out["population"] = pop.to_numpy(dtype=float)
     return out, notes
@@ -244,7 +249,12 @@ def read_study_area(city: City, crs: CRS) -> shapely.Geometry | None:
     path = city.resolve(ref.path)
     gdf = read_polygons(path, layer=ref.layer, wkt=ref.wkt, crs=ref.crs, member=ref.member)
     if gdf.empty:
-        raise InputError("the study area layer has no features", path=path)
+        raise InputError(
+            "the study area layer has no features",
+            path=path,
+            hint="point study_area.path (and layer) at the study area polygon, or remove "
+            "[study_area] to use the union of the units",
+        )
     return shapely.union_all(to_crs(np.asarray(gdf.geometry.values), gdf.crs, crs))
 
 
@@ -287,6 +297,12 @@ def prepare(city: City, *, threads: int | None = None) -> tuple[SpatialFrame, st
     frame = SpatialFrame(
         units, read_study_area(city, crs), city.config.h3_resolutions, crs, threads=threads
     )
+    if not (shapely.area(frame.units_in_study_area) > 0).any():
+        raise InputError(
+            "the study area overlaps no admin unit",
+            path=city.resolve(city.config.study_area.path) if city.config.study_area else None,
+            hint="check that the study area and the units are the same place (and their CRS)",
+        )
     total = float(frame.units["area_m2"].sum())
     overlap = frame.units_overlap_m2
     if overlap > MAX_OVERLAP_SHARE * total:
