@@ -33,8 +33,21 @@ def read_toml(path: Path, error: type[GeoUsmError], what: str) -> tuple[dict[str
     except OSError as exc:
         raise error(f"cannot read: {exc.strerror}", path=path, hint="check the path") from None
     if not stat.S_ISREG(info.st_mode):
-        what = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-        raise error(f"is {what}", path=path, hint="give the path of a TOML file")
+        mode = info.st_mode
+        kind = (
+            "a directory"
+            if stat.S_ISDIR(mode)
+            else "a named pipe (FIFO)"
+            if stat.S_ISFIFO(mode)
+            else "a character device"
+            if stat.S_ISCHR(mode)
+            else "a block device"
+            if stat.S_ISBLK(mode)
+            else "a socket"
+            if stat.S_ISSOCK(mode)
+            else "not a regular file"
+        )
+        raise error(f"is {kind}, not a file", path=path, hint=f"give the path of the {what}")
     if info.st_size > MAX_TOML_BYTES:
         raise error(
             f"is {info.st_size:,} bytes: too large for a hand-written TOML file",

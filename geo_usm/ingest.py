@@ -838,8 +838,11 @@ def _to_datetime(
                 local = aware.dt.tz_convert(timezone).dt.tz_localize(None).astype("datetime64[us]")
                 out.loc[local.index] = local.where(local.notna(), out.loc[local.index])
         out = out.where(plausible)
-    # a value without a year ("02/03 10:00") is read as 1900: not a date
-    out = out.where(~((out.dt.year == 1900) & ~present.str.contains("1900|00", regex=True)))
+    # a value without a year ("02/03 10:00", "March 02T10:00") is read as year 1 or 1900
+    year = out.dt.year
+    no_year = (year == 1900) & ~present.str.contains("1900|00", regex=True)
+    no_year |= (year < 1000) & ~present.str.contains(r"(?<!\d)0\d{3}(?!\d)", regex=True)
+    out = out.where(~no_year)
     return pd.Series(out, index=present.index).reindex(text.index).astype("datetime64[us]")
 
 
