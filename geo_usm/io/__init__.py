@@ -4,6 +4,7 @@ from geo_usm.io.raster import RasterPixels, read_raster
 from geo_usm.io.readers import (
     MAX_FILE_BYTES,
     MISPLACED_QUOTE,
+    NUL_BYTE,
     UNBALANCED_QUOTE,
     WRONG_FIELD_COUNT,
     RawTable,
@@ -15,6 +16,7 @@ from geo_usm.io.readers import (
 __all__ = [
     "MAX_FILE_BYTES",
     "MISPLACED_QUOTE",
+    "NUL_BYTE",
     "UNBALANCED_QUOTE",
     "WRONG_FIELD_COUNT",
     "RasterPixels",

@@ -102,9 +102,13 @@ def read_raster(
             if within is not None:
                 bounds = transform_bounds(WGS84, src_crs, *within, densify_pts=21)
                 wanted = from_bounds(*bounds, transform=src.transform)
-                wanted = Window(
-                    wanted.col_off - 1, wanted.row_off - 1, wanted.width + 2, wanted.height + 2
-                ).round_offsets().round_lengths()
+                wanted = (
+                    Window(
+                        wanted.col_off - 1, wanted.row_off - 1, wanted.width + 2, wanted.height + 2
+                    )
+                    .round_offsets()
+                    .round_lengths()
+                )
                 try:
                     window = wanted.intersection(window)
                 except rasterio.errors.WindowError:  # no overlap at all

@@ -18,8 +18,10 @@ import gzip
 import hashlib
 import io
 import re
+import warnings
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -48,6 +50,7 @@ from geo_usm.io.sniff import (
 )
 from geo_usm.io.text import (
     MISPLACED_QUOTE,
+    NUL_BYTE,
     UNBALANCED_QUOTE,
     WRONG_FIELD_COUNT,
     check_header,
@@ -57,6 +60,7 @@ from geo_usm.io.text import (
 __all__ = [
     "MAX_FILE_BYTES",
     "MISPLACED_QUOTE",
+    "NUL_BYTE",
     "UNBALANCED_QUOTE",
     "WRONG_FIELD_COUNT",
     "RawTable",
@@ -89,6 +93,9 @@ _EXPECTED = {
     ".gml": {"xml", "text"},
     ".kml": {"xml", "text"},
 }
+#: Where a city file names the file to read inside a zip archive, for hints (the readers do not
+#: know which entry of the city file they read for).
+MEMBER_KEYS = "layers.<name>.member, or units.member / study_area.member for boundaries"
 _WKT = re.compile(
     r"^\s*(SRID=\d+;\s*)?(MULTI)?(POLYGON|POINT|LINESTRING|GEOMETRYCOLLECTION|CURVEPOLYGON|"
     r"MULTISURFACE)\s*(Z|M|ZM)?\s*(\(|EMPTY)",
@@ -114,7 +121,8 @@ class RawTable:
         The CRS the source declares, if any.
     malformed : list of tuple
         ``(record_number, raw_text, reason)`` of text records that cannot be split into fields
-        (:data:`WRONG_FIELD_COUNT`, :data:`UNBALANCED_QUOTE`, :data:`MISPLACED_QUOTE`);
+        (:data:`WRONG_FIELD_COUNT`, :data:`UNBALANCED_QUOTE`, :data:`MISPLACED_QUOTE`) or
+        that hold a NUL byte (:data:`NUL_BYTE`);
         ``raw_text`` is the record as written (for an unbalanced quote, the line it opens on).
     default_columns : dict
         Column mapping implied by the format (GTFS), overridden by the city file.
@@ -265,12 +273,20 @@ def read_source(
     if kind == "empty":
         raise InputError("the file is empty (0 bytes)", path=path, hint="export the data again")
     if member is not None and suffix != ".zip":
-        msg = "format.member only applies to a zip archive"
-        raise InputError(msg, path=path, hint="remove format.member from the city file")
+        msg = f"member {member!r} is set, but member only applies to a zip archive"
+        hint = f"remove member from this file's entry in the city file ({MEMBER_KEYS})"
+        raise InputError(msg, path=path, hint=hint)
+    container = (
+        "gzip"
+        if suffix == ".gz" or kind == "gzip"
+        else "zip"
+        if suffix == ".zip" or kind == "zip"
+        else None
+    )
     try:
-        if suffix == ".gz" or kind == "gzip":
+        if container == "gzip":
             content = _gzip_content(path, kind, opts)
-        elif suffix == ".zip" or kind == "zip":
+        elif container == "zip":
             content = _zip_content(path, kind, opts)
         else:
             content = _Content(path, path.name, kind, str(path), lambda: _read_bounded(path, opts))
@@ -279,8 +295,19 @@ def read_source(
         msg = f"the zip archive is damaged ({exc})"
         raise InputError(msg, path=path, hint="download or create the archive again") from None
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        msg = f"the gzip file is damaged or truncated ({exc})"
-        raise InputError(msg, path=path, hint="download or compress the file again") from None
+        # zlib and EOFError come from decompressing: a gzip file, a zip member or a workbook
+        if container == "gzip":
+            msg = f"the gzip file is damaged or truncated ({exc})"
+            hint = "download or compress the file again"
+        elif container == "zip":
+            msg = (
+                f"the zip archive is damaged or truncated: a member cannot be decompressed ({exc})"
+            )
+            hint = "download or create the archive again"
+        else:
+            msg = f"the file is damaged or truncated: part of it cannot be decompressed ({exc})"
+            hint = "download or export the file again"
+        raise InputError(msg, path=path, hint=hint) from None
     except NotImplementedError as exc:
         msg = f"the zip archive uses a compression method that cannot be read ({exc})"
         hint = "re-create the archive with standard (deflate) compression"
@@ -464,7 +491,8 @@ def _gdb_depth(name: str) -> int:
 def _several(path: Path, names: list[str]) -> NoReturn:
     listing = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
     msg = f"the zip archive holds several data files: {listing}"
-    raise InputError(msg, path=path, hint="set format.member in the city file to the one to read")
+    hint = f"set member = {names[0]!r} (or another of them) in the city file ({MEMBER_KEYS})"
+    raise InputError(msg, path=path, hint=hint)
 
 
 def _find_member(
@@ -483,7 +511,8 @@ def _find_member(
     listing = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
     what = "several members are named" if by_name else "no member"
     msg = f"{what} {member!r} in the zip archive; it holds: {listing}"
-    raise InputError(msg, path=path, hint="set format.member to one of these paths")
+    hint = f"set member to one of these paths in the city file ({MEMBER_KEYS})"
+    raise InputError(msg, path=path, hint=hint)
 
 
 def _read_content(content: _Content, opts: _Options) -> RawTable:
@@ -550,19 +579,38 @@ def _read_excel(
         hint = "open it in Excel and save it again as .xlsx (without a password)"
         raise InputError(msg, path=path, hint=hint) from None
     with book:
-        if isinstance(sheet, str) and sheet not in book.sheet_names:
-            sheets = ", ".join(map(str, book.sheet_names))
+        sheet_names = [str(n) for n in book.sheet_names]
+        sheets = ", ".join(sheet_names[:20])
+        if len(sheet_names) > 20:
+            sheets += f", ... ({len(sheet_names)} sheets)"
+        if isinstance(sheet, str) and sheet not in sheet_names:
             msg = f"no sheet {sheet!r}; the sheets are: {sheets}"
             raise InputError(msg, path=path, hint="fix format.sheet in the city file")
+        if isinstance(sheet, int) and not 0 <= sheet < len(sheet_names):
+            n = len(sheet_names)
+            msg = (
+                f"no sheet {sheet} (format.sheet counts from 0): the workbook has {n} "
+                f"sheet{'s' if n != 1 else ''}: {sheets}"
+            )
+            hint = f"set format.sheet to a sheet's name, or to an index from 0 to {n - 1}"
+            raise InputError(msg, path=path, hint=hint)
         chosen = sheet if sheet is not None else 0
         try:
             grid = pd.read_excel(book, sheet_name=chosen, header=None, dtype=str)
         except (ValueError, IndexError) as exc:
-            msg = f"cannot read sheet {sheet!r}: {quote(str(exc))}"
-            raise InputError(msg, path=path) from None
+            msg = f"cannot read sheet {chosen!r}: {quote(str(exc))}"
+            raise InputError(msg, path=path, hint="check format.sheet in the city file") from None
     grid = grid.astype(object).where(grid.notna(), "")
-    if grid.empty:
-        return RawTable(path=path, frame=pd.DataFrame())
+    name = sheet_names[chosen] if isinstance(chosen, int) else chosen
+    if grid.empty or (grid == "").all(axis=None):
+        if len(sheet_names) > 1:
+            which = "the first sheet" if sheet is None else "sheet"
+            msg = f"{which} {name!r} is empty; the sheets are: {sheets}"
+            hint = "set format.sheet in the city file to the sheet that holds the data"
+        else:
+            msg = f"the workbook's only sheet, {name!r}, is empty"
+            hint = "export the data again"
+        raise InputError(msg, path=path, hint=hint)
     names = [str(v).strip() for v in grid.iloc[0].tolist()]
     where = f"sheet {chosen!r}, row 1"
     check_header(names[:-1] if names and names[-1] == "" else names, path, where)
@@ -613,8 +661,40 @@ def gdal_message(exc: Exception, gdal_path: str, name: str) -> str:
     return text or "GDAL cannot open it"
 
 
+#: Most distinct GDAL warnings kept as notes of one read.
+MAX_GDAL_NOTES = 5
+#: Warning categories meant for developers: passed on, not turned into notes.
+_DEV_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+
+
 def _read_vector(gdal: str, path: Path, layer: str | None, where: str | None) -> RawTable:
+    """Read a vector file with pyogrio; GDAL's warnings become notes instead of reaching stderr.
+
+    GDAL warns about what it could not read in a feature (a GeoJSON point without coordinates
+    is read with no geometry, then rejected as such): its messages are kept, without path
+    syntax, once each with a count, as notes of the table.
+    """
     name = gdal.rsplit("/", 1)[-1] if gdal.startswith("/vsi") else path.name
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        raw = _read_vector_frame(gdal, path, name, layer, where)
+    counts: Counter[str] = Counter()
+    for w in caught:
+        if issubclass(w.category, _DEV_WARNINGS):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            continue
+        counts[gdal_message(Exception(str(w.message)), gdal, name)] += 1
+    for text, n in list(counts.items())[:MAX_GDAL_NOTES]:
+        times = f" ({n:,} times)" if n > 1 else ""
+        raw.notes.append(f"GDAL warned while reading {name}{times}: {text}")
+    if len(counts) > MAX_GDAL_NOTES:
+        raw.notes.append(f"... and {len(counts) - MAX_GDAL_NOTES} other GDAL warning(s)")
+    return raw
+
+
+def _read_vector_frame(
+    gdal: str, path: Path, name: str, layer: str | None, where: str | None
+) -> RawTable:
     hint = "check that the file is a complete GeoPackage, GeoJSON, Shapefile or FlatGeobuf"
     try:
         if layer is None:

@@ -20,7 +20,10 @@ by one around the anomaly:
 * a record with more fields than the header is malformed (:data:`WRONG_FIELD_COUNT`), except
   one empty last field when most records end with the delimiter and the header does not (then
   every record is read without it, with a note); a record with fewer fields is padded with
-  empty strings.
+  empty strings;
+* a record that could be read but holds a NUL byte is malformed (:data:`NUL_BYTE`): a value
+  with a NUL cannot be stored as read (the GeoPackage would cut it there). A file with many
+  NUL bytes is refused as binary before any record is read.
 
 Blank lines (empty, or only spaces and tabs) are not records. Every other physical line belongs to
 exactly one record, accepted or malformed, and each record knows the line it starts on.
@@ -45,6 +48,7 @@ from geo_usm.io.sniff import BOMS, quote
 WRONG_FIELD_COUNT = "wrong number of fields (check the delimiter and quoting)"
 UNBALANCED_QUOTE = "unbalanced quote (a quoted field is not closed)"
 MISPLACED_QUOTE = "misplaced quote (a closing quote must be followed by the delimiter or line end)"
+NUL_BYTE = "NUL byte in a field (binary data in a text file?)"
 #: Largest number of physical lines, and of bytes, of one record with quoted line breaks.
 MAX_RECORD_LINES = 100
 MAX_RECORD_BYTES = 1024**2
@@ -395,7 +399,9 @@ def read_text_table(
     blank = _blank_lines(utf8, arr, starts, ends, sep_guess)
     filled = np.flatnonzero(~blank)
     if filled.size == 0:
-        raise InputError("the file is empty (no header line)", path=path)
+        what = "only blank lines" if utf8 else "only a byte-order mark" if data else "no text"
+        msg = f"the file is empty (no header line: it holds {what})"
+        raise InputError(msg, path=path, hint="export the data again")
     h = int(filled[0])
     if ends[h] - starts[h] > MAX_HEADER_CHARS * 4:
         raise _long_header(path, encoding, h)
@@ -639,6 +645,8 @@ class _Lines:
                 extra = _Extra.of(k, line, fields, width)
                 if extra is None:
                     bad.append((k, line, WRONG_FIELD_COUNT))
+                elif "\x00" in line:  # a value cannot be stored as read: reject the record
+                    bad.append((k, line, NUL_BYTE))
                 else:
                     extras.append(extra)
                 continue
@@ -651,7 +659,10 @@ class _Lines:
                 fields, status = split_record(span, sep)
                 extra = _Extra.of(k, span, fields, width) if status == _OK else None
                 if extra is not None and len(extra.fields) == width:  # a whole multi-line record
-                    extras.append(extra)
+                    if "\x00" in span:
+                        bad.append((k, span, NUL_BYTE))
+                    else:
+                        extras.append(extra)
                     consumed[k + 1 : end + 1] = True
                     resume = end + 1
                     continue

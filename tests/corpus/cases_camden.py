@@ -185,7 +185,5 @@ CASES = [
         exit=2,
         says=("holds several data files", "README.txt"),
         check=lambda d, o: _member_hint(o),
-        bug="a zip holding the CSV and its README.txt: the hint says 'set format.member', an "
-        "unknown key (member belongs to the layer: layers.<name>.member)",
     ),
 ]

@@ -366,10 +366,6 @@ CASES = [
         files={"c.geojson": geojson_with({"type": "Point", "coordinates": []})},
         layers={"crimes": {"read": 5, "accepted": 4, "rejected": 1}},
         reasons={"crimes": {"missing or empty geometry": 1}},
-        bug="GDAL's message about a GeoJSON point without coordinates reaches the user as a "
-        "Python warning line ('.../pyogrio/raw.py:NNN: RuntimeWarning: "
-        "OGRGeoJSONReadRawPoint(): Invalid coord dimension for '[ ]'...'); the record itself "
-        "is rightly rejected, so the warning should be caught (and the record's reason kept)",
     ),
 ]
 
