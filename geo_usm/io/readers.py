@@ -818,7 +818,8 @@ def read_polygons(
             f"boundary layer must contain only polygons: {not_polygon.size} record(s) are not, "
             f"the first is record {int(raw.numbers[i])} ({what})"
         )
-        raise InputError(msg, path=path)
+        hint = "point units.path / study_area.path (and layer) at the boundary polygons"
+        raise InputError(msg, path=path, hint=hint)
     gdf = gpd.GeoDataFrame(frame, geometry=geoms, crs=out_crs)
     gdf.attrs["repaired"] = int(invalid.sum())
     gdf.attrs["notes"] = list(raw.notes)
