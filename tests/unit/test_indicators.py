@@ -468,3 +468,14 @@ def test_hexes_outside_every_unit_have_no_data_not_zeros(tmp_path):
     assert hexes["crime_count"].sum() == len(CRIMES)
     gaps = read(tmp_path / "out", "indicator_gaps")
     assert "outside every admin unit" in " ".join(gaps["null_reason"])
+
+
+def test_indicators_are_reproducible(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    for where in (first, second):
+        where.mkdir()
+        build(toy_city(where), where / "out")
+    for layer in ("units", "hex", "indicators", "indicator_gaps"):
+        a = read(first / "out", layer).drop(columns="geometry", errors="ignore")
+        b = read(second / "out", layer).drop(columns="geometry", errors="ignore")
+        pd.testing.assert_frame_equal(a, b)
