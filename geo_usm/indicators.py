@@ -134,6 +134,10 @@ class IndicatorSpec(StrictInput):
         fields = self.params.get("fields")
         if fields is not None and (not isinstance(fields, list) or not fields):
             raise ValueError("params.fields must be a non-empty list of field names")
+        if "weight" in self.params and not isinstance(self.params["weight"], str):
+            raise ValueError("params.weight must be the name of a numeric field")
+        if self.params.get("of") == "population" and "where" in self.params:
+            raise ValueError("params.where selects records: it does not apply to population")
         return self
 
     @property
@@ -335,9 +339,9 @@ class Result:
                 missing = np.flatnonzero(np.isnan(self.values[g][name]))
                 if not len(missing):
                     continue
-                reasons = [str(r) if r else "no value" for r in why[missing]]
-                if len(missing) == len(why) and len(set(reasons)) == 1:
-                    features, reasons = np.asarray(["*"], dtype=object), reasons[:1]
+                reasons = pd.Series(why[missing], dtype=object).fillna("no value").astype(str)
+                if len(missing) == len(why) and reasons.nunique() == 1:
+                    features, reasons = np.asarray(["*"], dtype=object), reasons.iloc[:1]
                 else:
                     features = np.asarray(ids[g], dtype=object)[missing].astype(str)
                 parts.append(
@@ -346,7 +350,7 @@ class Result:
                             "grid": g,
                             "feature": features,
                             "indicator": name,
-                            "null_reason": reasons,
+                            "null_reason": reasons.to_numpy(),
                         }
                     )
                 )
@@ -1069,8 +1073,9 @@ def table(indicators: Indicators, result: Result, ctx: Context) -> pd.DataFrame:
         coverage = result.coverage(name)
         reason = ""
         if not any(coverage.values()):
-            reasons = [r for g in result.reasons.values() for r in g.get(name, []) if r]
-            reason = str(pd.Series(reasons).mode().iloc[0]) if reasons else "no value"
+            parts = [pd.Series(g[name]) for g in result.reasons.values() if name in g]
+            reasons = pd.concat(parts).dropna() if parts else pd.Series(dtype=object)
+            reason = str(reasons.mode().iloc[0]) if len(reasons) else "no value"
         rows.append(
             {
                 "id": name,
