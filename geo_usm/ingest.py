@@ -1045,6 +1045,37 @@ def ingest_layer(city: City, name: str, frame: SpatialFrame) -> Records:
     return records
 
 
+def check_source(city: City, name: str) -> None:
+    """Read and parse one layer without the admin units (when they cannot be used).
+
+    Finds what does not depend on the units: a missing or unreadable file, a mapped column the
+    file does not have, a filter that does not fit, a raster without a CRS.
+
+    Raises
+    ------
+    GeoUsmError
+        The first such problem of the layer.
+
+    """
+    cfg = city.config.layers[name]
+    kind = city.kinds[cfg.kind]
+    path = city.resolve(cfg.path)
+    if kind.geometry == "raster":
+        read_raster(path, band=cfg.band, crs=cfg.crs, name=name)
+        return
+    fmt = cfg.format
+    raw = read_source(
+        path,
+        layer=cfg.layer,
+        member=cfg.member,
+        delimiter=fmt.delimiter,
+        encoding=fmt.encoding,
+        sheet=fmt.sheet,
+    )
+    _apply_filter(raw, name, cfg)
+    parse_layer(raw, name, cfg, kind, WGS84, city.config.timezone)
+
+
 def layer_problems(report: LayerReport, config: LayerConfig) -> list[str]:
     """Return why a layer's outcome is implausible enough to stop a build.
 

@@ -33,7 +33,7 @@ from geo_usm.aggregate import Aggregates, Grid, aggregate
 from geo_usm.catalog import Catalog, build_catalog, grid_name
 from geo_usm.cityfile import City, load_city
 from geo_usm.errors import CityFileError, GeoUsmError, InputError, ProblemsError
-from geo_usm.ingest import LayerReport, Records, ingest_layer, layer_problems
+from geo_usm.ingest import LayerReport, Records, check_source, ingest_layer, layer_problems
 from geo_usm.manifest import build_manifest
 from geo_usm.units import SpatialFrame, prepare
 
@@ -152,7 +152,14 @@ def validate(
         with clock.stage("admin units and study area"):
             frame, crs_note, _ = prepare(city, threads=threads)
     except GeoUsmError as exc:
-        raise ProblemsError([exc]) from None
+        # the layers cannot be located without the units, but they can still be read
+        problems = [exc]
+        for name in city.config.layers:
+            try:
+                check_source(city, name)
+            except GeoUsmError as layer_exc:
+                problems.append(layer_exc)
+        raise ProblemsError(problems) from None
     cover: list[GeoUsmError] = []
     try:
         _check_cover_size(city, frame)

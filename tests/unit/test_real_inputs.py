@@ -437,3 +437,16 @@ def test_unknown_timezone_is_refused(tmp_path):
     city.write_text('timezone = "Europe/Londres"\n' + city.read_text(encoding="utf-8"))
     with pytest.raises(CityFileError, match="unknown time zone 'Europe/Londres'"):
         load_city(city)
+
+
+def test_validate_still_checks_the_layers_when_the_units_are_unusable(tmp_path):
+    layers = PLACES.format(extra="") + '\n[layers.q]\nkind = "crimes"\npath = "missing.csv"\n'
+    city = write(tmp_path, layers, {"p.csv": "E,N,Tipo\n1,2,x\n"})
+    city.write_text(city.read_text().replace('id = "codigo"', 'id = "code"'))
+    with pytest.raises(ProblemsError) as err:
+        validate(city)
+    problems = [str(p) for p in err.value.problems]
+    assert len(problems) == 3, problems
+    assert "units: column 'code'" in problems[0]
+    assert "column 'T' (mapped to 'category') is not in the file" in problems[1]
+    assert "missing.csv" in problems[2]
