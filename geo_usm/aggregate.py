@@ -137,15 +137,9 @@ class Aggregates:
         Grids on which the layer has no location (hexagons, for a layer located by unit
         code) are absent.
         """
-        assert rec.unit is not None
-        out = {}
-        for name, g in self.grids.items():
-            if g.cells is None:
-                out[name] = rec.unit
-            elif rec.cells:
-                assert g.resolution is not None
-                out[name] = cell_positions(rec.cells[g.resolution], g.cells)
-        return out
+        units = [g for g in self.grids.values() if g.cells is None]
+        hexes = [g for g in self.grids.values() if g.cells is not None]
+        return _point_positions(rec, units[0], hexes)
 
     def line_lengths(self, lines: np.ndarray) -> dict[str, np.ndarray]:
         """Return the length of lines inside each feature of every grid, clipped as layers are.
@@ -414,13 +408,9 @@ def _contributions(
     if geom_kind == "raster":
         return _raster_contributions(rec, unit_grid, hex_grids, clippers, crs)
     if geom_kind in ("point", "table"):
-        assert rec.unit is not None
-        n = len(rec.unit)
-        out = {unit_grid.name: _Contribution(rec.unit, None, np.arange(n))}
-        for g in hex_grids if rec.cells else ():  # no cells: located by unit code only
-            assert g.cells is not None and g.resolution is not None
-            pos = cell_positions(rec.cells[g.resolution], g.cells)
-            out[g.name] = _Contribution(pos, None, np.arange(n))
+        positions = _point_positions(rec, unit_grid, hex_grids)
+        n = len(positions[unit_grid.name])
+        out = {g: _Contribution(pos, None, np.arange(n)) for g, pos in positions.items()}
         return out, _Contribution(np.zeros(n, dtype=np.int64), None, np.arange(n))
     assert rec.geometry is not None
     line = geom_kind == "line"
@@ -452,6 +442,19 @@ def _contributions(
         record = None if piece_record is None else piece_record[p_idx]
         out[g.name] = _Contribution(h_idx, measure(cut), record)
     return out, reference
+
+
+def _point_positions(rec: Records, unit_grid: Grid, hex_grids: list[Grid]) -> dict[str, np.ndarray]:
+    """Return the feature position of each accepted point (or table row) per grid.
+
+    Records located by unit code have no cells: the hexagon grids are then absent.
+    """
+    assert rec.unit is not None
+    out = {unit_grid.name: rec.unit}
+    for g in hex_grids if rec.cells else ():
+        assert g.cells is not None and g.resolution is not None
+        out[g.name] = cell_positions(rec.cells[g.resolution], g.cells)
+    return out
 
 
 def _raster_contributions(
@@ -664,24 +667,14 @@ def _layer_variables(rec: Records) -> list[tuple[Variable, _Amount]]:
                 extensive=False,
                 sources=src,
             )
-            out.append(
-                (
-                    Variable(
-                        s,
-                        wide=spec.aggregate == "sum",
-                        null_without_values=(f"count_{name}", k.name),
-                    ),
-                    _field(values),
-                )
-            )
-            out.append((Variable(k, wide=False, integer=True), _field_present(values)))
-            out.append(
-                (
-                    Variable(
-                        m, wide=spec.aggregate == "mean", numerator=s.name, denominator=k.name
-                    ),
-                    _ones,
-                )
+            out += _sum_count_ratio(
+                values,
+                s,
+                k,
+                m,
+                sum_wide=spec.aggregate == "sum",
+                ratio_wide=spec.aggregate == "mean",
+                records=f"count_{name}",
             )
     elif kind.geometry == "table":
         rows = Column(
@@ -722,9 +715,7 @@ def _layer_variables(rec: Records) -> list[tuple[Variable, _Amount]]:
                 extensive=False,
                 sources=src,
             )
-            out.append((Variable(total, wide=False), _field(values)))
-            out.append((Variable(n, wide=False, integer=True), _field_present(values)))
-            out.append((Variable(col, numerator=total.name, denominator=n.name), _ones))
+            out += _sum_count_ratio(values, total, n, col, sum_wide=False, ratio_wide=True)
     elif kind.geometry == "line":
         col = Column(
             name=f"{name}_length_m",
@@ -794,6 +785,38 @@ def _layer_variables(rec: Records) -> list[tuple[Variable, _Amount]]:
             )
         )
     return out
+
+
+def _sum_count_ratio(
+    values: np.ndarray,
+    total: Column,
+    n: Column,
+    ratio: Column,
+    *,
+    sum_wide: bool,
+    ratio_wide: bool,
+    records: str | None = None,
+) -> list[tuple[Variable, _Amount]]:
+    """Return a per-record field's sum, count of values and their ratio (the mean).
+
+    With ``records`` (the layer's record count), the sum is NULL where a feature has records
+    but none with a value.
+    """
+    return [
+        (
+            Variable(
+                total,
+                wide=sum_wide,
+                null_without_values=None if records is None else (records, n.name),
+            ),
+            _field(values),
+        ),
+        (Variable(n, wide=False, integer=True), _field_present(values)),
+        (
+            Variable(ratio, wide=ratio_wide, numerator=total.name, denominator=n.name),
+            _ones,
+        ),
+    ]
 
 
 def _ones(contrib: _Contribution) -> np.ndarray | None:

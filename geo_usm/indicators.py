@@ -37,6 +37,7 @@ from geo_usm.catalog import INDICATORS_COLUMNS, Column
 from geo_usm.errors import CityFileError, GeoUsmError, LayerDefinitionError
 from geo_usm.filters import Filter, FilterEvaluationError, parse_filter
 from geo_usm.geo import WGS84, transformer
+from geo_usm.network import StreetNetwork
 from geo_usm.schema import LayerKind, builtin_layers_dir
 
 if TYPE_CHECKING:
@@ -181,6 +182,9 @@ class Indicators:
     category_groups: dict[str, list[str]]
 
 
+_ID = re.compile(NAME_PATTERN)
+
+
 @cache
 def _core_file() -> IndicatorFile:
     path = builtin_layers_dir() / "indicators" / "core.toml"
@@ -195,9 +199,6 @@ def _core_file() -> IndicatorFile:
     if bad:
         raise LayerDefinitionError(f"indicator ids must be lower_snake_case: {bad}", path=path)
     return parsed
-
-
-_ID = re.compile(NAME_PATTERN)
 
 
 def resolve(city: CityIndicators | None, kinds: dict[str, LayerKind]) -> Indicators:
@@ -467,10 +468,8 @@ class Context:
         }
 
     @cached_property
-    def network(self) -> Any:
+    def network(self) -> StreetNetwork | None:
         """The street network of the city's streets layers (None without streets)."""
-        from geo_usm.network import StreetNetwork
-
         lines = [r.geometry for r in self.members("streets") if r.geometry is not None]
         geoms = np.concatenate(lines) if lines else np.empty(0, dtype=object)
         geoms = geoms[~pd.isna(geoms)]
@@ -562,6 +561,34 @@ def _ratio(
 Values = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
+def _divide(
+    base: Values,
+    denominator: Callable[[str], np.ndarray | None],
+    scale: float,
+    *,
+    small: Callable[[np.ndarray], np.ndarray],
+    small_reason: str,
+    missing_reason: str = "no denominator",
+) -> Values:
+    """Divide values by a per-grid denominator, keeping the reasons of values already NULL.
+
+    Where ``small(denominator)`` holds, or the denominator is not positive, the value is NULL
+    with ``small_reason``; a grid without a denominator is NULL with ``missing_reason``.
+    """
+    out: Values = {}
+    for g, (num, reason) in base.items():
+        den = denominator(g)
+        if den is None:
+            out[g] = _null(len(num), missing_reason)
+            continue
+        value, why = _ratio(
+            num, np.nan_to_num(den), scale, small=small(den), small_reason=small_reason
+        )
+        kept = pd.isna(reason)
+        out[g] = (np.where(kept, value, np.nan), np.where(kept, why, reason).astype(object))
+    return out
+
+
 def _kind_absent(ctx: Context, kind: str) -> str | None:
     if not ctx.members(kind):
         present = [r.name for r in ctx.records.values() if r.kind.kind == kind]
@@ -629,23 +656,15 @@ def _counts_of(kind: str, where: Filter | None, ctx: Context) -> Values:
 def _rate(spec: IndicatorSpec, ctx: Context) -> Values:
     counts = _count(spec, ctx)
     per = _number(spec, "per", 1000.0)
-    out: Values = {}
-    for g, (num, reason) in counts.items():
-        pop = ctx.grids[g].population
-        if pop is None:
-            out[g] = _null(len(num), "no population source in this city")
-            continue
-        small = ~(pop >= max(spec.min_input, 1e-9))
-        value, why = _ratio(
-            num,
-            np.nan_to_num(pop),
-            per,
-            small=small,
-            small_reason=f"fewer than {spec.min_input:g} residents (or no population)",
-        )
-        why = np.where(pd.isna(reason), why, reason)
-        out[g] = (np.where(pd.isna(reason), value, np.nan), why.astype(object))
-    return out
+    least = max(spec.min_input, 1e-9)
+    return _divide(
+        counts,
+        lambda g: ctx.grids[g].population,
+        per,
+        small=lambda pop: ~(pop >= least),
+        small_reason=f"fewer than {spec.min_input:g} residents (or no population)",
+        missing_reason="no population source in this city",
+    )
 
 
 def _density(spec: IndicatorSpec, ctx: Context) -> Values:
@@ -655,15 +674,13 @@ def _density(spec: IndicatorSpec, ctx: Context) -> Values:
         if of == "population"
         else _counts_of(of, _filter(spec, "where"), ctx)
     )
-    out: Values = {}
-    for g, (num, reason) in base.items():
-        area = ctx.grids[g].area_m2
-        value, why = _ratio(
-            num, area, 1e6, small=~(area > 0), small_reason="no area inside the study area"
-        )
-        why = np.where(pd.isna(reason), why, reason)
-        out[g] = (np.where(pd.isna(reason), value, np.nan), why.astype(object))
-    return out
+    return _divide(
+        base,
+        lambda g: ctx.grids[g].area_m2,
+        1e6,
+        small=lambda area: ~(area > 0),
+        small_reason="no area inside the study area",
+    )
 
 
 def _share(spec: IndicatorSpec, ctx: Context) -> Values:
@@ -763,20 +780,15 @@ def _per_street_km(spec: IndicatorSpec, ctx: Context) -> Values:
     lengths = _street_base(spec, ctx)
     if isinstance(lengths, str):
         return _on_all_grids(ctx, lengths)
-    counts = _count(spec, ctx)
-    out: Values = {}
-    for g, (num, reason) in counts.items():
-        length = lengths[g]
-        value, why = _ratio(
-            num,
-            length,
-            1000.0,
-            small=length < max(spec.min_input, 1e-9),
-            small_reason=f"less than {spec.min_input:g} m of street",
-        )
-        why = np.where(pd.isna(reason), why, reason)
-        out[g] = (np.where(pd.isna(reason), value, np.nan), why.astype(object))
-    return out
+    least = max(spec.min_input, 1e-9)
+    return _divide(
+        _count(spec, ctx),
+        lengths.get,
+        1000.0,
+        small=lambda length: length < least,
+        small_reason=f"less than {spec.min_input:g} m of street",
+        missing_reason="no streets layer in this city",
+    )
 
 
 def _coverage(spec: IndicatorSpec, ctx: Context) -> Values:
@@ -891,10 +903,10 @@ def _network_values(
     targets = _targets(spec, ctx)
     if isinstance(targets, str):
         return _on_all_grids(ctx, targets)
-    origins = ctx.origins
-    assert origins is not None
+    origins, network = ctx.origins, ctx.network
+    assert origins is not None and network is not None  # _targets checked the network
     positions, weight = origins
-    distance = ctx.network.distance_to(*targets)
+    distance = network.distance_to(*targets)
     value = reduce(distance)
     out: Values = {}
     for g, d in ctx.grids.items():
