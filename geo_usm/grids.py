@@ -75,6 +75,15 @@ M_PER_DEG_MAX = 112_000.0
 _T = TypeVar("_T")
 
 
+def area_in_units(crosswalk: pd.DataFrame, cells: np.ndarray) -> np.ndarray:
+    """Return the area (m2) of each H3 cell (hexadecimal id) inside any admin unit.
+
+    From the crosswalk's (cell, unit) overlaps; 0 for a cell that overlaps no unit.
+    """
+    per_cell = crosswalk.groupby("h3")["area_m2"].sum()
+    return per_cell.reindex(cells).fillna(0.0).to_numpy(dtype=float)
+
+
 def estimate_cells(area_m2: float, resolution: int) -> int:
     """Estimate how many H3 cells at ``resolution`` cover an area.
 

@@ -359,6 +359,29 @@ class Result:
             return pd.DataFrame({k: pd.Series(dtype=object) for k in GAP_COLUMNS})
         return pd.concat(parts, ignore_index=True)
 
+    def add_columns(self, data: pd.DataFrame, grid: str) -> pd.DataFrame:
+        """Add a grid's indicator columns to its frame.
+
+        An indicator that is already a column (``crime_count``, the units' ``population``)
+        must agree with it, NULLs included.
+
+        Raises
+        ------
+        RuntimeError
+            If they disagree (a bug: one quantity computed two ways).
+
+        """
+        for name, column in self.values[grid].items():
+            if name not in data:
+                data[name] = column
+                continue
+            same = np.isclose(data[name].to_numpy(dtype=float, na_value=np.nan), column)
+            both_null = np.isnan(column) & data[name].isna().to_numpy()
+            if not (same | both_null).all():
+                msg = f"indicator {name} on {grid} disagrees with the column of the same name"
+                raise RuntimeError(msg)
+        return data
+
     def coverage(self, name: str) -> dict[str, int]:
         """Per grid, how many features have a value of the indicator."""
         return {g: int(np.isfinite(v[name]).sum()) for g, v in self.values.items() if name in v}

@@ -1063,16 +1063,7 @@ def check_source(city: City, name: str) -> None:
     if kind.geometry == "raster":
         read_raster(path, band=cfg.band, crs=cfg.crs, name=name)
         return
-    fmt = cfg.format
-    raw = read_source(
-        path,
-        layer=cfg.layer,
-        member=cfg.member,
-        delimiter=fmt.delimiter,
-        encoding=fmt.encoding,
-        sheet=fmt.sheet,
-    )
-    _apply_filter(raw, name, cfg)
+    raw, _ = _read_filtered(path, name, cfg)
     parse_layer(raw, name, cfg, kind, WGS84, city.config.timezone)
 
 
@@ -1159,16 +1150,7 @@ def _ingest_vector(
     city: City, name: str, cfg: LayerConfig, kind: LayerKind, frame: SpatialFrame
 ) -> Records:
     path = city.resolve(cfg.path)
-    fmt = cfg.format
-    raw = read_source(
-        path,
-        layer=cfg.layer,
-        member=cfg.member,
-        delimiter=fmt.delimiter,
-        encoding=fmt.encoding,
-        sheet=fmt.sheet,
-    )
-    filtered = _apply_filter(raw, name, cfg)
+    raw, filtered = _read_filtered(path, name, cfg)
     parsed = parse_layer(raw, name, cfg, kind, frame.crs, city.config.timezone)
     unit = None
     cells: dict[int, np.ndarray] = {}
@@ -1232,6 +1214,20 @@ def _ingest_vector(
         time_known=time_known,
         outside=outside,
     )
+
+
+def _read_filtered(path: Path, name: str, cfg: LayerConfig) -> tuple[RawTable, int]:
+    """Read a layer's source as its city-file entry says; return it and the rows filtered."""
+    fmt = cfg.format
+    raw = read_source(
+        path,
+        layer=cfg.layer,
+        member=cfg.member,
+        delimiter=fmt.delimiter,
+        encoding=fmt.encoding,
+        sheet=fmt.sheet,
+    )
+    return raw, _apply_filter(raw, name, cfg)
 
 
 def _apply_filter(raw: RawTable, name: str, cfg: LayerConfig) -> int:

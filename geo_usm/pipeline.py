@@ -239,7 +239,9 @@ def build(
         crosswalk = pd.concat(parts, ignore_index=True)
     primary = frame.resolutions[0]
     unit_grid = Grid("units", frame.units["unit_id"].to_numpy(), frame.units_in_study_area)
-    in_units = crosswalk.groupby("h3")["area_m2"].sum()
+    in_units = {
+        res: grids.area_in_units(crosswalk, hx["h3"].to_numpy()) for res, hx in covers.items()
+    }
     hex_grids = [
         Grid(
             grid_name(res, primary),
@@ -247,7 +249,7 @@ def build(
             np.asarray(hx.geometry.values),
             cells=hx["cell"].to_numpy(),
             resolution=res,
-            outside=~(in_units.reindex(hx["h3"]).fillna(0.0).to_numpy() > 0),
+            outside=~(in_units[res] > 0),
         )
         for res, hx in covers.items()
     ]
@@ -266,8 +268,7 @@ def build(
     with clock.stage("indicators", total=len(city.indicators.specs)) as advance:
         hex_areas = {  # where records can be: inside the study area and inside a unit
             grid_name(res, primary): np.minimum(
-                (hx["area_m2"] * hx["area_share"]).to_numpy(),
-                in_units.reindex(hx["h3"]).fillna(0.0).to_numpy(),
+                (hx["area_m2"] * hx["area_share"]).to_numpy(), in_units[res]
             )
             for res, hx in covers.items()
         }
@@ -371,7 +372,7 @@ def _frames(
     for res, hx in covers.items():
         name = grid_name(res, primary)
         static = hx[["h3", "resolution", "area_m2", "area_share"]].reset_index(drop=True)
-        data = _with_indicators(pd.concat([static, aggs.wide(name)], axis=1), values, name)
+        data = values.add_columns(pd.concat([static, aggs.wide(name)], axis=1), name)
         out[name] = gpd.GeoDataFrame(
             data[catalog.layer(name).column_names], geometry=hx.geometry.values, crs=frame.crs
         )
@@ -379,7 +380,7 @@ def _frames(
     if "population" in frame.units:
         cols.append("population")
     static = pd.DataFrame(frame.units[cols]).reset_index(drop=True)
-    data = _with_indicators(pd.concat([static, aggs.wide("units")], axis=1), values, "units")
+    data = values.add_columns(pd.concat([static, aggs.wide("units")], axis=1), "units")
     out["units"] = gpd.GeoDataFrame(
         data[catalog.layer("units").column_names],
         geometry=frame.units.geometry.values,
@@ -397,20 +398,6 @@ def _frames(
             out[name] = gpd.GeoDataFrame(records.table, geometry=records.geometry, crs=frame.crs)
     out["rejects"] = _all_rejects(layers)
     return out
-
-
-def _with_indicators(data: pd.DataFrame, values: indicators.Result, grid: str) -> pd.DataFrame:
-    """Add a grid's indicator columns; one that is already a column must agree with it."""
-    for name, column in values.values[grid].items():
-        if name in data:
-            same = np.isclose(data[name].to_numpy(dtype=float, na_value=np.nan), column)
-            both_null = np.isnan(column) & data[name].isna().to_numpy()
-            if not (same | both_null).all():
-                msg = f"indicator {name} on {grid} disagrees with the column of the same name"
-                raise RuntimeError(msg)
-        else:
-            data[name] = column
-    return data
 
 
 def _all_rejects(layers: dict[str, Records]) -> pd.DataFrame:

@@ -100,8 +100,9 @@ def stage_path(out: Path, build_id: str) -> Path:
     return builds_root(out) / f"{build_id}.partial"
 
 
-def _lock_path(out: Path, build_id: str) -> Path:
-    return builds_root(out) / f"{build_id}.lock"
+def _lock_of(stage: Path) -> Path:
+    """Return the lock file guarding a staging directory (``<build_id>.lock`` beside it)."""
+    return stage.with_suffix(".lock")
 
 
 def staging_dir(out: Path, build_id: str) -> Path:
@@ -119,7 +120,7 @@ def staging_dir(out: Path, build_id: str) -> Path:
         raise BuildError(f"cannot create {root}: {exc.strerror}", path=out) from None
     remove_debris(out)
     stage = stage_path(out, build_id)
-    fd = os.open(_lock_path(out, build_id), os.O_CREAT | os.O_RDWR, 0o644)
+    fd = os.open(_lock_of(stage), os.O_CREAT | os.O_RDWR, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     os.write(fd, str(os.getpid()).encode("ascii"))
     _LOCKS[stage] = fd
@@ -138,18 +139,18 @@ def remove_debris(out: Path) -> list[Path]:
     root = builds_root(out)
     removed = []
     for stage in root.glob("*.partial"):
-        lock = root / (stage.name.removesuffix(".partial") + ".lock")
+        lock = _lock_of(stage)
         if stage.is_dir() and not _held(lock):
             shutil.rmtree(stage, ignore_errors=True)
             lock.unlink(missing_ok=True)
             removed.append(stage)
     for link in out.parent.glob(f".{out.name}.link-*"):
         build_id = link.name.split(".link-", 1)[1]
-        if link.is_symlink() and not _held(root / f"{build_id}.lock"):
+        if link.is_symlink() and not _held(_lock_of(stage_path(out, build_id))):
             link.unlink(missing_ok=True)  # a link swap interrupted between its two steps
             removed.append(link)
     for lock in root.glob("*.lock"):
-        if not (root / (lock.stem + ".partial")).exists() and not _held(lock):
+        if not lock.with_suffix(".partial").exists() and not _held(lock):
             lock.unlink(missing_ok=True)
     return removed
 
@@ -174,7 +175,7 @@ def _held(lock: Path) -> bool:
 def _release(stage: Path) -> None:
     fd = _LOCKS.pop(stage, None)
     if fd is not None:
-        (stage.parent / (stage.name.removesuffix(".partial") + ".lock")).unlink(missing_ok=True)
+        _lock_of(stage).unlink(missing_ok=True)
         os.close(fd)
 
 

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 
 import numpy as np
+import pandas as pd
 import pyogrio
 import pytest
 
@@ -230,10 +231,11 @@ def test_counts_per_unit_code_land_on_units_and_not_on_hexes(tmp_path):
     # no coordinates: the hexagons have no data for this layer (NULL, never a false 0)
     assert hexes["count_counts"].isna().all()
     assert hexes["crime_count"].isna().all()
-    columns = {c["name"]: c for c in result.manifest["catalog"]["layers"][0]["columns"]}
-    if "count_counts" in columns:
-        assert "located by admin-unit code" in columns["count_counts"]["description"]
-    aggs = __import__("pandas").read_parquet(tmp_path / "out" / "public" / "aggregates.parquet")
+    layers = {layer["name"]: layer for layer in result.manifest["catalog"]["layers"]}
+    columns = {c["name"]: c for c in layers["hex"]["columns"]}
+    assert "located by admin-unit code" in columns["count_counts"]["description"]
+    assert "located by unit code" in columns["crime_count"]["description"]
+    aggs = pd.read_parquet(tmp_path / "out" / "public" / "aggregates.parquet")
     monthly = aggs[(aggs.grid == "units") & (aggs.variable == "count_counts")]
     by_month = monthly[monthly.period != "all"].groupby("period", observed=True)["value"].sum()
     assert by_month.to_dict() == {"2024-01": 8.0, "2024-02": 2.0}
