@@ -430,7 +430,9 @@ def parse_layer(
         parsed.reject(outside, CATEGORY_FILTER)
     for fname, spec in kind.fields.items():
         if spec.unique and fname in columns:
-            _reject_duplicates(parsed, fname)
+            _reject_duplicates(
+                parsed, columns[fname], f"duplicate {fname} (an earlier row has the same value)"
+            )
     return parsed
 
 
@@ -934,12 +936,12 @@ def _to_int(values: np.ndarray) -> pd.arrays.IntegerArray:
     return pd.arrays.IntegerArray(out, ~finite)
 
 
-def _reject_duplicates(parsed: ParsedLayer, fname: str) -> None:
-    values = parsed.columns[fname]
+def _reject_duplicates(parsed: ParsedLayer, values: pd.Series, reason: str) -> None:
+    """Reject the records (still accepted) repeating an earlier record's value."""
     candidate = parsed.ok & values.notna().to_numpy()
     dup = np.zeros(len(values), dtype=bool)
     dup[candidate] = values[candidate].duplicated(keep="first").to_numpy()
-    parsed.reject(dup, f"duplicate {fname} (an earlier row has the same value)")
+    parsed.reject(dup, reason)
 
 
 @dataclass
@@ -1157,7 +1159,11 @@ def _ingest_vector(
     snapped = 0
     if parsed.codes is not None:
         if kind.geometry == "table":
-            _reject_duplicate_codes(parsed)
+            # a table of values per unit has one row per unit
+            codes = pd.Series(parsed.codes).astype("string").str.strip()
+            _reject_duplicates(
+                parsed, codes, "duplicate unit code (an earlier row has the same code)"
+            )
         unit = _locate_by_code(parsed, frame)
         if kind.geometry == "table":
             missing = len(frame.units) - len(np.unique(unit))
@@ -1251,16 +1257,6 @@ def _apply_filter(raw: RawTable, name: str, cfg: LayerConfig) -> int:
     if raw.geometry is not None:
         raw.geometry = raw.geometry[keep]
     return int((~keep).sum())
-
-
-def _reject_duplicate_codes(parsed: ParsedLayer) -> None:
-    """Reject repeated unit codes: a table of values per unit has one row per unit."""
-    assert parsed.codes is not None
-    codes = pd.Series(parsed.codes).astype("string").str.strip()
-    candidate = parsed.ok & codes.notna().to_numpy()
-    dup = np.zeros(len(codes), dtype=bool)
-    dup[candidate] = codes[candidate].duplicated(keep="first").to_numpy()
-    parsed.reject(dup, "duplicate unit code (an earlier row has the same code)")
 
 
 def _locate_by_code(parsed: ParsedLayer, frame: SpatialFrame) -> np.ndarray:
