@@ -1,0 +1,1 @@
+"""Statistics on the grids: spatial weights, hotspots, autocorrelation and rate smoothing."""
