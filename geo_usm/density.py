@@ -401,7 +401,8 @@ def kde_surface(
         ``"quartic"`` (default, as ArcGIS and CrimeStat) or ``"epanechnikov"``.
     crs
         The working CRS (anything pyproj accepts), passed through to the result; it must be
-        projected in metres.
+        projected in metres. Defaults to the study area's ``crs`` (a GeoSeries or
+        GeoDataFrame), which must agree with it when both are given.
     binning
         ``"linear"`` (default: each point shared between the four nearest cell centres,
         second-order error) or ``"simple"`` (each point moved to its cell's centre, at most half a
@@ -433,6 +434,12 @@ def kde_surface(
         msg = f"unknown binning {binning!r}; choose one of {', '.join(_BINNINGS)}"
         raise InputError(msg)
     out_crs = None
+    area_crs = getattr(study_area, "crs", None)
+    if area_crs is not None:
+        if crs is not None and CRS.from_user_input(crs) != CRS.from_user_input(area_crs):
+            msg = f"the study area's CRS {CRS.from_user_input(area_crs).name!r} is not {crs!r}"
+            raise InputError(msg, hint="reproject the study area to the working CRS")
+        crs = area_crs
     if crs is not None:
         out_crs = CRS.from_user_input(crs)
         problem = metric_problem(out_crs)
@@ -526,33 +533,35 @@ def _bin(
     """Return the weights binned to the cell centres of a grid (row 0 at the top).
 
     ``"simple"`` gives each point to the cell holding it; ``"linear"`` shares it between the
-    four nearest cell centres with bilinear weights. Weight falling outside the grid is
-    dropped (the callers pad the grid so that it reaches no cell of interest).
+    four nearest cell centres with bilinear weights. Points off the grid (or, for linear
+    binning, next to its edge) are dropped: the callers pad the grid by the kernel radius so
+    that they reach no cell of interest.
     """
     rows, cols = shape
     fx = (x - west) / cell
     fy = (north - y) / cell
     if binning == "simple":
-        parts = [(np.floor(fy), np.floor(fx), w)]
+        ok = (fx >= 0) & (fx < cols) & (fy >= 0) & (fy < rows)
+        flat = fy[ok].astype(np.int64) * cols + fx[ok].astype(np.int64)
+        weight = w[ok]
     else:
+        # Keep the points whose four neighbouring centres are all on the grid: the others only
+        # reach its outermost ring, which lies at least a kernel radius from every cell of
+        # interest (the callers' padding), so dropping them changes nothing there.
         fx -= 0.5
         fy -= 0.5
-        c0 = np.floor(fx)
-        r0 = np.floor(fy)
+        ok = (fx >= 0) & (fx < cols - 1) & (fy >= 0) & (fy < rows - 1)
+        fx, fy, wk = fx[ok], fy[ok], w[ok]
+        c0 = fx.astype(np.int64)
+        r0 = fy.astype(np.int64)
         tx = fx - c0
         ty = fy - r0
-        parts = [
-            (r0, c0, w * (1 - ty) * (1 - tx)),
-            (r0, c0 + 1, w * (1 - ty) * tx),
-            (r0 + 1, c0, w * ty * (1 - tx)),
-            (r0 + 1, c0 + 1, w * ty * tx),
-        ]
-    flat, weight = [], []
-    for fr, fc, pw in parts:
-        ok = (fc >= 0) & (fc < cols) & (fr >= 0) & (fr < rows) & (pw > 0)
-        flat.append(fr[ok].astype(np.int64) * cols + fc[ok].astype(np.int64))
-        weight.append(pw[ok])
-    counts = np.bincount(np.concatenate(flat), np.concatenate(weight), minlength=rows * cols)
+        base = r0 * cols + c0
+        flat = np.concatenate([base, base + 1, base + cols, base + cols + 1])
+        wy0 = wk * (1 - ty)
+        wy1 = wk * ty
+        weight = np.concatenate([wy0 * (1 - tx), wy0 * tx, wy1 * (1 - tx), wy1 * tx])
+    counts = np.bincount(flat, weight, minlength=rows * cols)
     return np.asarray(counts.reshape(rows, cols))
 
 

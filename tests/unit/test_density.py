@@ -99,14 +99,14 @@ def test_fft_equals_direct_formula_for_points_at_cell_centres(kernel: str, binni
 
 def test_binning_errors_stay_within_the_stated_bounds() -> None:
     rng = np.random.default_rng(11)
-    x = rng.uniform(X0 + 300, X1 - 300, 30)
-    y = rng.uniform(Y0 + 300, Y1 - 300, 30)
+    x = rng.uniform(X0 - 200, X1 + 200, 40)  # some outside, near and beyond the padding
+    y = rng.uniform(Y0 - 200, Y1 + 200, 40)
     h = 150.0
     peak = 3 / (math.pi * h**2) * 1e6
     errors = {}
     for binning in ("simple", "linear"):
         s = kde_surface(x, y, study_area=BOX, cell_size=CELL, bandwidth=h, binning=binning)
-        ref = direct_density(s.array.shape, s.transform, x, y, np.ones(30), h)
+        ref = direct_density(s.array.shape, s.transform, x, y, np.ones(40), h)
         errors[binning] = np.abs(s.array - ref).max()
     # Simple: each point moves at most half a cell diagonal; steepest slope 8/(3 sqrt 3 h) peak.
     simple_bound = x.size * peak * 8 / (3 * math.sqrt(3) * h) * CELL / math.sqrt(2)
@@ -183,6 +183,8 @@ def test_grid_covers_the_bounds_snapped_to_the_cell_size() -> None:
     assert (t.c, t.f) == (530_000.0, 181_125.0)
     assert (t.c + cols * 25.0, t.f - rows * 25.0) == (531_300.0, 180_000.0)
     assert s.crs is None
+    from_area = kde_surface([530_500.0], [180_500.0], study_area=gpd.GeoSeries([area], crs=BNG))
+    assert from_area.crs == BNG
 
 
 def test_default_cell_size_follows_the_arcgis_rule_clamped() -> None:
@@ -239,6 +241,7 @@ def test_groups_share_the_grid_and_bandwidth_and_add_up() -> None:
         ({"cell_size": 0.0}, "positive"),
         ({"study_area": shapely.Point(0, 0)}, "polygons"),
         ({"cell_size": 0.1, "bandwidth": 100.0}, "more than"),
+        ({"study_area": gpd.GeoSeries([BOX], crs=3857), "crs": BNG}, "reproject"),
     ],
 )
 def test_errors_the_user_can_fix(kwargs: dict[str, object], match: str) -> None:
