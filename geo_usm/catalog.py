@@ -12,6 +12,7 @@ values). A layer in the public store may hold only ``public`` columns.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -29,6 +30,7 @@ Store = Literal["public", "private"]
 PUBLIC_GPKG = "public/diagnosis.gpkg"
 PUBLIC_AGGREGATES = "public/aggregates.parquet"
 PRIVATE_GPKG = "private/records.gpkg"
+PUBLIC_SURFACE = "public/risk_surface.tif"
 
 
 def may_read(role: Access, access: Access) -> bool:
@@ -168,6 +170,14 @@ class Catalog(Strict):
     def readable(self, role: Access = "public") -> list[OutputLayer]:
         """Return the layers ``role`` may read."""
         return [layer for layer in self.layers if may_read(role, layer.access)]
+
+    def rasters(self) -> list[OutputLayer]:
+        """Return the public rasters (GeoTIFF files; their columns are the bands)."""
+        return [
+            layer
+            for layer in self.layers
+            if layer.store == "public" and layer.file.endswith((".tif", ".tiff"))
+        ]
 
     def collections(self) -> list[OutputLayer]:
         """Return the public layers with geometry: what the Features API serves."""
@@ -420,6 +430,8 @@ def build_catalog(
     has_population: bool,
     layers: dict[str, LayerKind],
     indicators: tuple[Column, ...] = (),
+    analysis: Mapping[str, tuple[Column, ...]] | None = None,
+    tables: Sequence[OutputLayer] = (),
 ) -> Catalog:
     """Declare every output layer and column of a city's build.
 
@@ -438,8 +450,14 @@ def build_catalog(
     indicators
         The indicator columns of every grid that are not already among ``variables`` (or the
         grid's own columns), in output order.
+    analysis
+        Columns the analyses (hotspots, indices) add after the indicators, per grid name.
+    tables
+        The analyses' own layers (long tables, the density surface), after the indicator
+        tables.
 
     """
+    analysis = analysis or {}
     clash = sorted(GRID_COLUMN_NAMES & {v.name for v in variables})
     if clash:
         msg = f"aggregated column(s) {clash} would overwrite a grid's own column"
@@ -461,7 +479,7 @@ def build_catalog(
                 id_column="h3",
                 resolution=res,
                 grid=True,
-                columns=(*HEX_COLUMNS, *variables, *indicators),
+                columns=(*HEX_COLUMNS, *variables, *indicators, *analysis.get(name, ())),
             )
         )
     unit_cols = (*UNIT_COLUMNS, POPULATION) if has_population else UNIT_COLUMNS
@@ -480,6 +498,7 @@ def build_catalog(
                 *unit_cols,
                 *variables,
                 *(c for c in indicators if not (has_population and c.name == "population")),
+                *analysis.get("units", ()),
             ),
         )
     )
@@ -539,6 +558,7 @@ def build_catalog(
             columns=INDICATOR_GAPS_COLUMNS,
         )
     )
+    out.extend(tables)
     for name, kind in layers.items():
         if kind.geometry in ("raster", "table"):
             continue

@@ -28,6 +28,14 @@ from geo_usm._toml import read_toml
 from geo_usm.catalog import GRID_COLUMN_NAMES, layer_variable_names
 from geo_usm.errors import CityFileError, GeoUsmError
 from geo_usm.filters import parse_filter
+from geo_usm.hotspots import (
+    GRID_HOTSPOT_COLUMNS,
+    DensityConfig,
+    HotspotsConfig,
+    ProgressConfig,
+    TrendsConfig,
+    eb_columns,
+)
 from geo_usm.indicators import CityIndicators, Indicators, resolve
 from geo_usm.schema import COUNT_KEY, LOCATION_KEYS, LayerKind, load_kinds
 
@@ -42,6 +50,16 @@ RESERVED_NAMES = frozenset(
         "aggregates",
         "indicators",
         "indicator_gaps",
+        "hotspots",
+        "time_series",
+        "emerging_hotspots",
+        "progress",
+        "hotspot_evaluation",
+        "risk_surface",
+        "explanations",
+        "peer_groups",
+        "priority_areas",
+        "city",
     }
 )
 
@@ -350,6 +368,18 @@ class CityConfig(StrictInput):
     indicators: CityIndicators | None = Field(
         default=None, description="indicators off, changed or added (README, Indicators)"
     )
+    hotspots: HotspotsConfig = Field(
+        default_factory=HotspotsConfig, description="Gi*, Local Moran's I (README, Hotspots)"
+    )
+    density: DensityConfig = Field(
+        default_factory=DensityConfig, description="the crime density surface"
+    )
+    trends: TrendsConfig = Field(
+        default_factory=TrendsConfig, description="time series, emerging hotspots, evaluation"
+    )
+    progress: ProgressConfig | None = Field(
+        default=None, description="a baseline, a current period and targets"
+    )
 
     _crs = field_validator("crs")(classmethod(lambda cls, v: _check_crs(v)))
 
@@ -555,6 +585,9 @@ def _name_clashes(
     for name, layer in config.layers.items():
         for column in layer_variable_names(name, kinds[layer.kind], set(layer.columns)):
             owners.setdefault(column, []).append(f"layer '{name}'")
+    known = set(owners) | {"population"}
+    for analysed in (*GRID_HOTSPOT_COLUMNS, *eb_columns(config.hotspots)):
+        owners.setdefault(analysed.name, []).append("the hotspot analysis")
     problems = [
         f"output column '{column}' would be written by {' and by '.join(who)}: rename the "
         "layer (or the custom kind's count_field/total_field)"
@@ -579,4 +612,26 @@ def _name_clashes(
         problems.append(
             f"the population is given {len(population)} times ({', '.join(population)}): keep one"
         )
+    return problems + _analysis_problems(config, known, indicators)
+
+
+def _analysis_problems(
+    config: CityConfig, known: set[str], indicators: Indicators | None
+) -> list[str]:
+    """Names in [hotspots] that no source writes."""
+    problems = []
+    for var in config.hotspots.variables:
+        if var not in known:
+            problems.append(
+                f"hotspots.variables: '{var}' is not a column of the grids (a count such as "
+                "crime_count or count_<layer>, or an indicator id)"
+            )
+    specs = indicators.specs if indicators else {}
+    for rate in config.hotspots.eb_rates:
+        spec = specs.get(rate)
+        if spec is None or spec.method != "rate":
+            problems.append(
+                f"hotspots.eb_rates: '{rate}' is not a rate indicator of this city "
+                "(Empirical Bayes smooths counts per resident)"
+            )
     return problems

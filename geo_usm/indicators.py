@@ -676,6 +676,14 @@ def _counts_of(kind: str, where: Filter | None, ctx: Context) -> Values:
     return out
 
 
+def rate_events(spec: IndicatorSpec, ctx: Context) -> dict[str, np.ndarray]:
+    """Return the numerator of a rate indicator per grid (NaN where it has no value).
+
+    Empirical Bayes smoothing needs the counts behind a rate, small populations included.
+    """
+    return {g: values for g, (values, _) in _count(spec, ctx).items()}
+
+
 def _rate(spec: IndicatorSpec, ctx: Context) -> Values:
     counts = _count(spec, ctx)
     per = _number(spec, "per", 1000.0)

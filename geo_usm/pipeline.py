@@ -28,9 +28,17 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from geo_usm import grids, indicators, store
+from geo_usm import density, grids, hotspots, indicators, store
 from geo_usm.aggregate import Aggregates, Grid, aggregate
-from geo_usm.catalog import Catalog, build_catalog, grid_name
+from geo_usm.catalog import (
+    PUBLIC_GPKG,
+    PUBLIC_SURFACE,
+    Catalog,
+    Column,
+    OutputLayer,
+    build_catalog,
+    grid_name,
+)
 from geo_usm.cityfile import City, load_city
 from geo_usm.errors import CityFileError, GeoUsmError, InputError, ProblemsError
 from geo_usm.ingest import LayerReport, Records, check_source, ingest_layer, layer_problems
@@ -282,8 +290,13 @@ def build(
         values = indicators.compute(city.indicators, context, advance=advance)
     for method, seconds in values.seconds.items():
         clock.stages[f"indicators: {method}"] = seconds
+    with clock.stage("hotspots and trends"):
+        analysis = _analyse(city, frame, context, values, aggs, [unit_grid, *hex_grids], layers)
+    with clock.stage("density surface"):
+        surface = _surface(city, frame, context)
     variables = [v.column for v in aggs.variables.values() if v.wide]
     taken = {v.name for v in variables}
+    grid_extra = (*hotspots.GRID_HOTSPOT_COLUMNS, *hotspots.eb_columns(city.config.hotspots))
     catalog = build_catalog(
         city=city.config.name,
         resolutions=frame.resolutions,
@@ -293,17 +306,26 @@ def build(
         indicators=tuple(
             c for c in indicators.columns(city.indicators, context) if c.name not in taken
         ),
+        analysis={g.name: grid_extra for g in [unit_grid, *hex_grids]},
+        tables=_analysis_layers(analysis, surface),
     )
     build_id = started.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
     stage = store.stage_path(out, build_id)
     try:
         store.staging_dir(out, build_id)
         with clock.stage("writing the build", total=len(catalog.layers)) as advance:
-            frames = _frames(city, frame, covers, crosswalk, aggs, layers, values, catalog)
+            frames = _frames(
+                city, frame, covers, crosswalk, aggs, layers, values, catalog, analysis
+            )
             frames["indicators"] = indicators.table(city.indicators, values, context)
             frames["indicator_gaps"] = values.gaps({g: d.ids for g, d in context.grids.items()})
+            frames.update(analysis.tables)
             for layer in catalog.layers:
-                store.write_layer(stage, layer, frames[layer.name])
+                if layer.name == "risk_surface":
+                    assert surface is not None
+                    density.write_surfaces(stage / layer.file, [(s, name) for name, s in surface])
+                else:
+                    store.write_layer(stage, layer, frames[layer.name])
                 advance(1)
             reports = [r.report for r in layers.values()]
             manifest = build_manifest(
@@ -323,6 +345,8 @@ def build(
                 catalog=catalog,
                 indicators=frames["indicators"].to_dict(orient="records"),
             )
+            manifest.update(analysis.manifest)
+            manifest["density"] = _surface_manifest(city, surface)
             manifest["artefacts"] = store.artefacts(stage, catalog)
             store.write_manifest(stage, manifest)
         store.publish(stage, out, build_id)
@@ -365,6 +389,7 @@ def _frames(
     layers: dict[str, Records],
     values: indicators.Result,
     catalog: Catalog,
+    analysis: hotspots.Analysis,
 ) -> dict[str, pd.DataFrame]:
     """Assemble every output layer's frame, in the catalogue's column order."""
     primary = frame.resolutions[0]
@@ -373,6 +398,7 @@ def _frames(
         name = grid_name(res, primary)
         static = hx[["h3", "resolution", "area_m2", "area_share"]].reset_index(drop=True)
         data = values.add_columns(pd.concat([static, aggs.wide(name)], axis=1), name)
+        data = pd.concat([data, analysis.columns[name]], axis=1)
         out[name] = gpd.GeoDataFrame(
             data[catalog.layer(name).column_names], geometry=hx.geometry.values, crs=frame.crs
         )
@@ -381,6 +407,7 @@ def _frames(
         cols.append("population")
     static = pd.DataFrame(frame.units[cols]).reset_index(drop=True)
     data = values.add_columns(pd.concat([static, aggs.wide("units")], axis=1), "units")
+    data = pd.concat([data, analysis.columns["units"]], axis=1)
     out["units"] = gpd.GeoDataFrame(
         data[catalog.layer("units").column_names],
         geometry=frame.units.geometry.values,
@@ -398,6 +425,178 @@ def _frames(
             out[name] = gpd.GeoDataFrame(records.table, geometry=records.geometry, crs=frame.crs)
     out["rejects"] = _all_rejects(layers)
     return out
+
+
+def _analyse(
+    city: City,
+    frame: SpatialFrame,
+    context: indicators.Context,
+    values: indicators.Result,
+    aggs: Aggregates,
+    grid_list: list[Grid],
+    layers: dict[str, Records],
+) -> hotspots.Analysis:
+    """Gather the grids' values and run the hotspot, trend and progress analyses."""
+    inputs = []
+    for g in grid_list:
+        data = values.add_columns(aggs.wide(g.name), g.name)
+        gd = context.grids[g.name]
+        inputs.append(
+            hotspots.GridInput(
+                name=g.name,
+                ids=g.ids,
+                values=data,
+                monthly=aggs.monthly.get(g.name, {}),
+                area_m2=gd.area_m2,
+                population=gd.population,
+                cells=g.cells,
+                geometry=np.asarray(frame.units.geometry.values) if g.cells is None else None,
+                outside=g.outside,
+            )
+        )
+    crimes = context.members("crimes")
+    total = city.kinds["crimes"].total if "crimes" in city.kinds else None
+    # every crime layer on its own, unless it is the only one in the total
+    default = ([total] if total else []) + [
+        f"count_{name}"
+        for name, r in layers.items()
+        if r.kind.kind == "crimes" and (len(crimes) > 1 or not r.config.in_totals)
+    ]
+    daily = {}
+    if total:
+        days = hotspots.daily_counts(crimes)
+        if days is not None:
+            daily[total] = days
+    for name, r in layers.items():
+        if f"count_{name}" in default:
+            days = hotspots.daily_counts([r])
+            if days is not None:
+                daily[f"count_{name}"] = days
+    cfg = city.config
+    specs = city.indicators.specs
+    events = {rate: indicators.rate_events(specs[rate], context) for rate in cfg.hotspots.eb_rates}
+    per = {rate: float(specs[rate].params.get("per", 1000.0)) for rate in cfg.hotspots.eb_rates}  # type: ignore[arg-type]
+    return hotspots.analyse(
+        inputs,
+        cfg.hotspots,
+        cfg.trends,
+        cfg.progress,
+        default_variables=default,
+        events=events,
+        per=per,
+        daily=daily,
+    )
+
+
+Surface = list[tuple[str, Any]]
+
+
+def _surface(city: City, frame: SpatialFrame, context: indicators.Context) -> Surface | None:
+    """Compute the crime density surface (one band per requested group or month)."""
+    cfg = city.config.density
+    if not cfg.enabled:
+        return None
+    bands = hotspots.density_points(context.members("crimes"), context.derived, cfg.by)
+    if not bands:
+        return None
+    study_area = frame.study_area
+    _, x, y, w = bands[0]
+    bw = cfg.bandwidth_m
+    first = density.kde_surface(
+        x,
+        y,
+        study_area=study_area,
+        cell_size=cfg.cell_size_m,
+        bandwidth=bw,
+        weights=w,
+        crs=frame.crs,
+    )
+    out: Surface = [("all", first)]
+    for name, bx, by_, bw_ in bands[1:]:
+        out.append(
+            (
+                name,
+                density.kde_surface(
+                    bx,
+                    by_,
+                    study_area=study_area,
+                    cell_size=first.cell_size,
+                    bandwidth=first.bandwidth,
+                    weights=bw_,
+                    crs=frame.crs,
+                ),
+            )
+        )
+    return out
+
+
+def _surface_manifest(city: City, surface: Surface | None) -> dict[str, Any]:
+    if surface is None:
+        reason = (
+            "switched off ([density] enabled = false)"
+            if not city.config.density.enabled
+            else "no crime points in this city"
+        )
+        return {"null_reason": reason}
+    first = surface[0][1]
+    return {
+        "file": PUBLIC_SURFACE,
+        "unit": "crimes per km2",
+        "kernel": "quartic (biweight)",
+        "bandwidth_m": round(float(first.bandwidth), 3),
+        "bandwidth_rule": first.bandwidth_rule,
+        "cell_size_m": float(first.cell_size),
+        "bands": [
+            {
+                "band": i + 1,
+                "name": name,
+                "points": float(s.n_points),
+                "integral": round(float(s.integral), 3),
+                "integral_share": None
+                if not np.isfinite(s.integral_share)
+                else round(float(s.integral_share), 4),
+            }
+            for i, (name, s) in enumerate(surface)
+        ],
+    }
+
+
+def _analysis_layers(
+    analysis: hotspots.Analysis, surface: Surface | None
+) -> tuple[OutputLayer, ...]:
+    out = [
+        OutputLayer(
+            name=name,
+            title=title,
+            description=description,
+            store="public",
+            file=PUBLIC_GPKG,
+            columns=columns,
+        )
+        for name, (title, description, columns) in hotspots.TABLES.items()
+        if name in analysis.tables
+    ]
+    if surface is not None:
+        out.append(
+            OutputLayer(
+                name="risk_surface",
+                title="Crime density surface",
+                description="Kernel density of accepted crimes, crimes per km2, in the working "
+                "CRS; nodata outside the study area (manifest: density).",
+                store="public",
+                file=PUBLIC_SURFACE,
+                columns=tuple(
+                    Column(
+                        name=name,
+                        type="float",
+                        unit="crimes per km2",
+                        description=f"Band {i + 1}: density of crimes ({name}).",
+                    )
+                    for i, (name, _) in enumerate(surface)
+                ),
+            )
+        )
+    return tuple(out)
 
 
 def _all_rejects(layers: dict[str, Records]) -> pd.DataFrame:
