@@ -57,6 +57,13 @@ class HotspotsConfig(StrictInput):
         "results also go on the grids as gi_z, gi_p, gi_class, lisa_i, lisa_p, lisa_class",
     )
     k: int = Field(default=1, ge=1, le=5, description="H3 k-ring of hexagon neighbours")
+    contiguity_tolerance_m: float = Field(
+        default=1.0,
+        ge=0,
+        le=100,
+        description="admin units whose boundaries come this close are neighbours (0: only a "
+        "shared vertex, libpysal's Queen rule)",
+    )
     gi_inference: Literal["analytic", "permutation"] = Field(
         default="analytic",
         description="Gi* p-values from the normal approximation or conditional randomisation",
@@ -330,11 +337,11 @@ class Analysis:
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
-def _weights(grid: GridInput, k: int) -> tuple[sparse.csr_matrix, list[str]]:
+def _weights(grid: GridInput, k: int, tolerance: float) -> tuple[sparse.csr_matrix, list[str]]:
     if grid.cells is not None:
         return spatial.hex_weights(grid.cells, k=k), []
     assert grid.geometry is not None
-    w, islands = spatial.queen_weights(grid.geometry)
+    w, islands = spatial.queen_weights(grid.geometry, tolerance=tolerance)
     return w, [str(grid.ids[i]) for i in islands]
 
 
@@ -371,7 +378,7 @@ def hotspot_tests(
     section: dict[str, Any] = {}
     weights: dict[str, sparse.csr_matrix] = {}
     for grid in grids:
-        w_full, islands = _weights(grid, config.k)
+        w_full, islands = _weights(grid, config.k, config.contiguity_tolerance_m)
         weights[grid.name] = w_full
         n = len(grid.ids)
         cols = {c.name: np.full(n, np.nan) for c in GRID_HOTSPOT_COLUMNS}
@@ -380,7 +387,8 @@ def hotspot_tests(
         described = (
             f"H3 k-ring {config.k}, binary"
             if grid.cells is not None
-            else "queen contiguity (shared vertex), nearest neighbour for islands"
+            else "queen contiguity (a shared vertex, or boundaries within "
+            f"{config.contiguity_tolerance_m:g} m), nearest neighbour for islands"
         )
         grid_section: dict[str, Any] = {"weights": described, "islands": islands}
         for var in config.variables:

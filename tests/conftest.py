@@ -28,3 +28,9 @@ def camden_build(camden_result: Result) -> Path:
 def trafford_result(tmp_path_factory: pytest.TempPathFactory) -> Result:
     out = tmp_path_factory.mktemp("builds") / "trafford"
     return build(SAMPLES / "trafford" / "city.toml", out)
+
+
+@pytest.fixture(scope="session")
+def trafford_build(trafford_result: Result) -> Path:
+    assert trafford_result.output is not None
+    return trafford_result.output

@@ -125,6 +125,9 @@ def test_sample_cities_build_conserve_and_manifest(which, request):
     assert all(len(i["sha256"]) == 64 for i in manifest["inputs"])
     gpkg = out / "public" / "diagnosis.gpkg"
     private = out / "private" / "records.gpkg"
+    analysis = {"hotspots", "time_series", "hotspot_evaluation"}
+    if which == "trafford_result":  # 36 months of burglary and a [progress] table
+        analysis |= {"emerging_hotspots", "progress"}
     assert set(pyogrio.list_layers(gpkg)[:, 0]) == {
         "hex",
         "hex_r8",
@@ -133,7 +136,9 @@ def test_sample_cities_build_conserve_and_manifest(which, request):
         "crosswalk",
         "indicators",
         "indicator_gaps",
+        *analysis,
     }
+    assert (out / "public" / "risk_surface.tif").is_file()
     assert {"rejects", "crimes"} <= set(pyogrio.list_layers(private)[:, 0])
     units = pyogrio.read_dataframe(gpkg, layer="units")
     hexes = pyogrio.read_dataframe(gpkg, layer="hex")
