@@ -21,14 +21,28 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	@touch $@
 
-install: $(VENV)/.installed
+# MapLibre GL for the dashboard: npm ci from package-lock.json, then copied into api/static/vendor/
+# (git-ignored; shipped in the wheel): the page never loads anything from a CDN.
+VENDOR := api/static/vendor/maplibre-gl.mjs
 
-demo: $(VENV)/.installed
+$(VENDOR): package.json package-lock.json scripts/vendor_js.sh
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing: apt-get install -y nodejs npm (the dashboard vendors MapLibre GL from npm)"; exit 2; }
+	npm ci --no-audit --no-fund --loglevel=error
+	scripts/vendor_js.sh
+
+install: $(VENV)/.installed $(VENDOR)
+
+demo: $(VENV)/.installed $(VENDOR)
 	$(BIN)/usm build sample_data/$(CITY)/city.toml --out out/$(CITY)
 	@echo "Open http://$(HOST):$(PORT)/ (Ctrl+C to stop)"
 	$(BIN)/usm serve out/$(CITY) --host $(HOST) --port $(PORT)
 
-test: lint
+test: lint $(VENDOR)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "########################################################################"; \
+	  echo "# WARNING: chromium is not installed: the dashboard's browser tests    #"; \
+	  echo "# (tests/browser) will be SKIPPED. Install it: apt-get install -y chromium"; \
+	  echo "########################################################################"; }
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed

@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from api.dependencies import limit_parameter
 from api.errors import install_error_handlers
@@ -22,7 +23,7 @@ from api.middleware import AllowedHostsMiddleware, HeadMiddleware
 from api.models import OgcException
 from api.openapi import convert_schema, to_openapi30
 from api.provider import BuildProvider, Provider
-from api.routers import features, service
+from api.routers import dashboard, features, service
 from api.settings import Settings
 from geo_usm import __version__
 
@@ -77,8 +78,10 @@ def create_app(settings: Settings | None = None, *, provider: Provider | None = 
     app.state.settings = settings
     app.state.provider = provider
     install_error_handlers(app)
+    app.include_router(dashboard.router)  # first: it answers / for browsers (text/html)
     app.include_router(features.router)
     app.include_router(service.router)
+    app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
