@@ -309,5 +309,31 @@ def serve(ctx: click.Context, build_dir: Path, host: str, port: int, base_url: s
     _run(ctx, body)
 
 
+@main.command()
+@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--pmtiles",
+    "pmtiles_file",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Write every vector tileset (grids and basemap) into this one PMTiles file.",
+)
+@click.pass_context
+def export(ctx: click.Context, build_dir: Path, pmtiles_file: Path) -> None:
+    """Export a build's vector tiles as one PMTiles archive for static hosting."""
+
+    def body() -> None:
+        from geo_usm.tiles import export_build
+
+        info = export_build(build_dir, pmtiles_file)
+        out.print(
+            f"wrote {pmtiles_file}: layers {', '.join(info['layers'])}, zoom "
+            f"{info['minzoom']}-{info['maxzoom']}, {info['tiles']} tiles, {info['bytes']:,} bytes",
+            highlight=False,
+        )
+
+    _run(ctx, body)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
