@@ -625,9 +625,10 @@ def global_moran(
         block = max(1, min(permutations, _BLOCK_CELLS // n))
         for start in range(0, permutations, block):  # blocks of permutations, bounded memory
             b = min(block, permutations - start)
-            zp = rng.permuted(np.broadcast_to(z, (b, n)), axis=1)
-            lagged = (wr @ zp.T).T
-            sims[start : start + b] = np.einsum("ij,ij->i", zp, lagged)
+            zp = np.empty((n, b))
+            for j in range(b):  # one permutation per column (not a loop over features)
+                zp[:, j] = rng.permutation(z)
+            sims[start : start + b] = np.einsum("ij,ij->j", zp, wr @ zp)
         sims *= n / s0 / zz
         larger = int((sims >= moran).sum())
         out["p_sim"] = float(_folded(np.asarray(larger), permutations))
