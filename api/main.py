@@ -23,8 +23,9 @@ from api.middleware import AllowedHostsMiddleware, HeadMiddleware
 from api.models import OgcException
 from api.openapi import convert_schema, to_openapi30
 from api.provider import BuildProvider, Provider
-from api.routers import dashboard, features, service
+from api.routers import dashboard, features, service, tiles
 from api.settings import Settings
+from api.tiles import TileSets
 from geo_usm import __version__
 
 _TAGS = [
@@ -77,10 +78,12 @@ def create_app(settings: Settings | None = None, *, provider: Provider | None = 
     )
     app.state.settings = settings
     app.state.provider = provider
+    app.state.tilesets = TileSets(info.path, info.build_id, info.attribution)
     install_error_handlers(app)
     app.include_router(dashboard.router)  # first: it answers / for browsers (text/html)
     app.include_router(features.router)
     app.include_router(service.router)
+    app.include_router(tiles.router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     if settings.cors_origins:
         app.add_middleware(
