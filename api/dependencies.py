@@ -8,6 +8,10 @@ parameters exactly as the server reads them (the ``*_PARAMETER`` objects, added 
 Constraints between the numbers of one value that OpenAPI 3.0 cannot express (a ``bbox`` whose
 south edge lies north of its north edge, a ``datetime`` interval that ends before it starts) are
 stated in the parameter's description and refused with 400.
+
+Property filters (``name=value``), ``sortby`` and ``properties`` are typed from the collection's
+catalogue columns (:func:`queryables`): the OpenAPI document declares them on each collection's
+own items path, and the items query checks them against the collection asked for.
 """
 
 from __future__ import annotations
@@ -16,17 +20,53 @@ import datetime as dt
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
 
 from api.errors import InvalidParameterError
-from api.provider import BBox, Provider
+from api.provider import BBox, CollectionInfo, PropertyFilter, Provider, Selection, SortKey
 from api.settings import Settings
+from geo_usm.catalog import Column
 
 JSON_FORMATS = ("json",)
 GEOJSON_FORMATS = ("json", "geojson")
+#: Formats of a JSON resource that also has an HTML view.
+JSON_HTML_FORMATS = ("json", "html")
+#: Formats of the items of a collection: a GeoJSON page, its HTML view, or a download of the
+#: selected features (CSV with WKT geometry, GeoPackage).
+ITEMS_FORMATS = ("json", "geojson", "html", "csv", "gpkg")
+#: Formats of one feature.
+ITEM_FORMATS = ("json", "geojson", "html")
+
+#: Query parameters of the items request besides property filters: a property with one of
+#: these names cannot be filtered on (the OGC names ``filter``, ``crs``... are kept free).
+RESERVED_PARAMETERS = frozenset(
+    {
+        "f",
+        "limit",
+        "offset",
+        "bbox",
+        "bbox-crs",
+        "datetime",
+        "sortby",
+        "properties",
+        "filter",
+        "filter-lang",
+        "filter-crs",
+        "crs",
+        "q",
+        "ids",
+    }
+)
+#: Catalogue column types that can be filtered and sorted on, with their JSON Schema type.
+QUERYABLE_TYPES = {
+    "string": "string",
+    "integer": "integer",
+    "float": "number",
+    "boolean": "boolean",
+}
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 #: Integers longer than this are saturated (a page size or offset that large means "all").
@@ -150,6 +190,87 @@ ITEMS_PARAMETERS = [
 ]
 
 
+def sortby_parameter(info: CollectionInfo) -> dict[str, Any]:
+    """Return the OpenAPI parameter object of ``sortby`` for one collection."""
+    names = [c.name for c in queryables(info)]
+    return {
+        "name": "sortby",
+        "in": "query",
+        "required": False,
+        "description": (
+            "Order of the features (OGC API - Features Part 5): comma-separated sortable "
+            "properties (see the collection's sortables), each optionally prefixed with + "
+            "(ascending, the default) or - (descending), e.g. sortby=-crime_rate,unit_id. NULL "
+            "values come last in either direction; the stored order breaks ties."
+        ),
+        "schema": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "string",
+                "enum": [*names, *(f"-{n}" for n in names), *(f"+{n}" for n in names)],
+            },
+        },
+        "style": "form",
+        "explode": False,
+    }
+
+
+def properties_parameter(info: CollectionInfo) -> dict[str, Any]:
+    """Return the OpenAPI parameter object of ``properties`` for one collection."""
+    return {
+        "name": "properties",
+        "in": "query",
+        "required": False,
+        "description": (
+            "Only these properties in each feature, in this order: comma-separated names of "
+            "the collection's properties (the feature id and geometry are always given)."
+        ),
+        "schema": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string", "enum": list(info.properties)},
+        },
+        "style": "form",
+        "explode": False,
+    }
+
+
+def filter_parameters(info: CollectionInfo) -> list[dict[str, Any]]:
+    """Return the OpenAPI parameter objects of the property filters of one collection."""
+    out = []
+    for column in queryables(info):
+        title = info.titles.get(column.name)
+        unit = f" ({column.unit})" if column.unit else ""
+        out.append(
+            {
+                "name": column.name,
+                "in": "query",
+                "required": False,
+                "description": (
+                    f"Only features whose {column.name}{unit} equals this value"
+                    + (f": {title}." if title else ".")
+                    + " NULL values never match."
+                ),
+                "schema": {"type": QUERYABLE_TYPES[column.type]},
+                "style": "form",
+                "explode": False,
+            }
+        )
+    return out
+
+
+def queryables(info: CollectionInfo) -> list[Column]:
+    """Return the columns of a collection that can be filtered and sorted on, in order.
+
+    Every property whose catalogue type is a string, integer, float or boolean, unless its
+    name is a reserved query parameter (:data:`RESERVED_PARAMETERS`).
+    """
+    return [
+        c for c in info.columns if c.type in QUERYABLE_TYPES and c.name not in RESERVED_PARAMETERS
+    ]
+
+
 def get_provider(request: Request) -> Provider:
     """Return the provider the app was made with."""
     provider: Provider = request.app.state.provider
@@ -166,12 +287,54 @@ def base_url(request: Request) -> str:
     """Return the absolute URL of the landing page, without the trailing slash.
 
     The ``base_url`` setting when set; otherwise the request's own base URL (scheme, ``Host``
-    header and ASGI ``root_path``), which a client can choose by sending another ``Host``.
+    header and ASGI ``root_path``), which a client can choose by sending another ``Host``. An
+    app serving one of several cities under ``/cities/{cityId}`` (see :mod:`api.main`) adds
+    that prefix, kept in ``app.state.prefix``.
     """
+    prefix: str = getattr(request.app.state, "prefix", "")
     configured = get_settings(request).base_url
     if configured:
-        return configured
-    return str(request.base_url).rstrip("/")
+        return configured + prefix
+    return str(request.base_url).rstrip("/") + prefix
+
+
+def _quality(accept: str) -> dict[str, float]:
+    """Return the q-value of each media range of an ``Accept`` header (malformed q: 0)."""
+    out: dict[str, float] = {}
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        if not media:
+            continue
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        out[media.lower()] = max(q, out.get(media.lower(), 0.0))
+    return out
+
+
+def wants_html(request: Request) -> bool:
+    """Return whether a request asks for the HTML view of a resource.
+
+    ``f=html`` does; another ``f`` does not; without ``f``, an ``Accept`` header naming
+    ``text/html`` (or ``application/xhtml+xml``) with a q-value above 0 and at least that of
+    ``application/json`` and ``application/geo+json`` does (a browser). Wildcards alone keep
+    JSON, so clients sending no preference (GDAL, OWSLib, curl) get JSON.
+    """
+    fmt = request.query_params.get("f")
+    if fmt is not None:
+        return fmt == "html"
+    accept = request.headers.get("accept")
+    if not accept or "html" not in accept:
+        return False
+    q = _quality(accept)
+    html_q = max(q.get("text/html", 0.0), q.get("application/xhtml+xml", 0.0))
+    json_q = max(q.get("application/json", 0.0), q.get("application/geo+json", 0.0))
+    return html_q > 0.0 and html_q >= json_q
 
 
 def check_query(request: Request, names: tuple[str, ...], formats: tuple[str, ...]) -> None:
@@ -237,6 +400,13 @@ class ItemsQuery:
         CRS84 box ``(min lon, min lat, max lon, max lat)`` or None.
     bbox_text, datetime_text, format
         The ``bbox``, ``datetime`` and ``f`` values as given, repeated in the links.
+    selection
+        Box, property filters, order and properties, for the provider.
+    carried
+        The filter, ``sortby`` and ``properties`` parameters as given, in request order,
+        repeated in the links after ``bbox`` and ``datetime``.
+    limit_given
+        Whether the request gave ``limit`` or ``offset`` (downloads are whole otherwise).
 
     """
 
@@ -246,20 +416,36 @@ class ItemsQuery:
     bbox_text: str | None
     datetime_text: str | None
     format: str | None
+    selection: Selection = field(default_factory=Selection)
+    carried: tuple[tuple[str, str], ...] = ()
+    limit_given: bool = False
 
 
 def items_query(request: Request) -> ItemsQuery:
     """Parse and check the query of an items request (a FastAPI dependency).
 
+    Besides ``limit``, ``offset``, ``bbox``, ``datetime`` and ``f``, the collection's
+    queryable properties are accepted as equality filters, with ``sortby`` and
+    ``properties``; all are checked against the collection's catalogue columns.
+
     Raises
     ------
     api.errors.InvalidParameterError
         If a parameter is unknown, repeated or invalid.
+    geo_usm.errors.NotFoundError
+        If the collection does not exist.
 
     """
     settings = get_settings(request)
-    check_query(request, ("limit", "offset", "bbox", "datetime"), GEOJSON_FORMATS)
     params = request.query_params
+    core = ("limit", "offset", "bbox", "datetime")
+    info = None
+    names: tuple[str, ...] = core
+    if any(key not in core and key != "f" for key in params):
+        info = get_provider(request).collection(request.path_params["collectionId"])
+        columns = {c.name: c for c in queryables(info)}
+        names = (*core, "sortby", "properties", *columns)
+    check_query(request, names, ITEMS_FORMATS)
     limit = settings.default_limit
     if "limit" in params:
         limit = _integer(params["limit"], "limit")
@@ -276,7 +462,105 @@ def items_query(request: Request) -> ItemsQuery:
     datetime_text = params.get("datetime")
     if datetime_text is not None:
         parse_datetime(datetime_text)
-    return ItemsQuery(limit, offset, bbox, bbox_text, datetime_text, params.get("f"))
+    given = "limit" in params or "offset" in params
+    if info is None:
+        selection = Selection(bbox=bbox)
+        return ItemsQuery(
+            limit, offset, bbox, bbox_text, datetime_text, params.get("f"), selection, (), given
+        )
+    filters: list[PropertyFilter] = []
+    sortby: tuple[SortKey, ...] = ()
+    properties: tuple[str, ...] | None = None
+    carried: list[tuple[str, str]] = []
+    for key, value in params.multi_items():
+        if key in columns:
+            filters.append(PropertyFilter(key, parse_value(value, columns[key])))
+        elif key == "sortby":
+            sortby = parse_sortby(value, columns)
+        elif key == "properties":
+            properties = parse_properties(value, info)
+        else:
+            continue
+        carried.append((key, value))
+    selection = Selection(bbox, tuple(filters), sortby, properties)
+    return ItemsQuery(
+        limit,
+        offset,
+        bbox,
+        bbox_text,
+        datetime_text,
+        params.get("f"),
+        selection,
+        tuple(carried),
+        given,
+    )
+
+
+def parse_value(text: str, column: Column) -> str | int | float | bool:
+    """Parse a property filter's value as the catalogue types the property.
+
+    Raises
+    ------
+    api.errors.InvalidParameterError
+        If the value is not of the property's type.
+
+    """
+    if column.type == "integer":
+        if not _INTEGER.fullmatch(text):
+            raise InvalidParameterError(f"{column.name} must be an integer, not '{text}'")
+        return int(text)
+    if column.type == "float":
+        if not _NUMBER.fullmatch(text) or not math.isfinite(float(text)):
+            raise InvalidParameterError(f"{column.name} must be a finite number, not '{text}'")
+        return float(text)
+    if column.type == "boolean":
+        if text not in ("true", "false"):
+            raise InvalidParameterError(f"{column.name} must be true or false, not '{text}'")
+        return text == "true"
+    return text
+
+
+def parse_sortby(text: str, columns: dict[str, Column]) -> tuple[SortKey, ...]:
+    """Parse ``sortby``: comma-separated sortable properties, each with an optional + or -.
+
+    A leading space counts as ``+`` (a ``+`` left unencoded in a URL arrives as a space).
+
+    Raises
+    ------
+    api.errors.InvalidParameterError
+        If a name is empty or not a sortable property of the collection.
+
+    """
+    keys = []
+    for part in text.split(","):
+        descending = part.startswith("-")
+        name = part[1:] if part[:1] in ("+", "-", " ") else part
+        if name not in columns:
+            known = ", ".join(columns) or "none"
+            msg = f"sortby: '{part}' is not a sortable property; the sortables are: {known}"
+            raise InvalidParameterError(msg)
+        keys.append(SortKey(name, descending))
+    return tuple(keys)
+
+
+def parse_properties(text: str, info: CollectionInfo) -> tuple[str, ...]:
+    """Parse ``properties``: comma-separated property names (repeats are dropped).
+
+    Raises
+    ------
+    api.errors.InvalidParameterError
+        If a name is empty or not a property of the collection.
+
+    """
+    names: list[str] = []
+    for name in text.split(","):
+        if name not in info.properties:
+            known = ", ".join(info.properties)
+            msg = f"properties: '{name}' is not a property of '{info.id}'; they are: {known}"
+            raise InvalidParameterError(msg)
+        if name not in names:
+            names.append(name)
+    return tuple(names)
 
 
 def _integer(text: str, name: str) -> int:

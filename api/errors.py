@@ -1,7 +1,9 @@
 """The one map from exceptions to HTTP statuses, and the helper that installs it.
 
-Every error response is an OGC API exception document ``{"code": ..., "description": ...}``
-with media type ``application/json``.
+Every error response is a problem details document (RFC 7807, media type
+``application/problem+json``): ``type`` (``about:blank``), ``title`` (the HTTP status phrase),
+``status``, ``detail``, plus the members of the OGC API exception document ``code`` and
+``description`` (the same text as ``detail``), so that clients of either convention read it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.responses import PROBLEM_JSON
 from geo_usm.errors import (
     BuildError,
     CityFileError,
@@ -72,7 +75,7 @@ def status_for(exc: Exception) -> int:
 
 
 def error_response(status: int, description: str) -> JSONResponse:
-    """Return an OGC exception document as a JSON response.
+    """Return a problem details document (RFC 7807, with the OGC ``code``) as a response.
 
     Parameters
     ----------
@@ -86,8 +89,17 @@ def error_response(status: int, description: str) -> JSONResponse:
     fastapi.responses.JSONResponse
 
     """
-    code = ERROR_CODES.get(status) or HTTPStatus(status).phrase.replace(" ", "")
-    return JSONResponse({"code": code, "description": description}, status_code=status)
+    phrase = HTTPStatus(status).phrase
+    code = ERROR_CODES.get(status) or phrase.replace(" ", "")
+    body = {
+        "type": "about:blank",
+        "title": phrase,
+        "status": status,
+        "detail": description,
+        "code": code,
+        "description": description,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
 def _describe(exc: GeoUsmError, status: int) -> str:

@@ -6,6 +6,24 @@ Run it with ``usm serve BUILD_DIR`` or with uvicorn's factory mode::
 
 Nothing is read at import time: :func:`create_app` makes the settings (unless given) and reads
 the build.
+
+Several cities
+--------------
+``usm serve DIR [DIR ...]`` (or ``USM_EXTRA_BUILD_DIRS``) serves several builds from one
+process. The design is *one sub-application per city, built by the same factory*:
+:func:`create_app` reads one :class:`api.provider.BuildProvider` per build, makes the root
+application for the first build (everything at the root, as with a single build), and mounts,
+for every build (the first included), an application made by the same private factory
+:func:`_application` at ``/cities/{cityId}`` (``cityId``: a slug of the city name, see
+:func:`api.routers.service.city_slugs`). ``GET /cities`` lists them (``id``, ``name``,
+``href`` of the landing page, ``bbox``); with one build it lists one.
+
+So a router needs nothing special to work under ``/cities/{cityId}/``: inside a mounted
+application ``request.app`` is that city's application, ``request.app.state.provider`` its
+build and :func:`api.dependencies.base_url` its URL (``app.state.prefix`` is ``/cities/{id}``
+there, empty at the root). Routers register in :func:`_application` only. The middleware
+(HEAD, allowed hosts, CORS, gzip) wraps the root application alone, which receives every
+request; mounted applications have no lifespan events of their own.
 """
 
 from __future__ import annotations
@@ -15,6 +33,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from api.dependencies import limit_parameter
@@ -34,17 +53,24 @@ _TAGS = [
     {"name": "Service", "description": "Operations and monitoring."},
 ]
 
+#: Responses smaller than this many bytes are not compressed (a gzip header and a round of
+#: deflate cost more than they save on a small document).
+GZIP_MINIMUM_SIZE = 1024
+#: Compression level of gzip: 6 is zlib's default balance of speed and size.
+GZIP_LEVEL = 6
+
 
 def create_app(settings: Settings | None = None, *, provider: Provider | None = None) -> FastAPI:
-    """Make the OGC API - Features application serving one geo-usm build.
+    """Make the OGC API - Features application serving one geo-usm build, or several.
 
     Parameters
     ----------
     settings
         Settings; by default read from ``USM_*`` environment variables.
     provider
-        The data source; by default a :class:`api.provider.BuildProvider` reading
-        ``settings.build_dir`` now. Tests may pass a fake.
+        The data source; by default one :class:`api.provider.BuildProvider` per build of
+        the settings (``build_dir``, then ``extra_build_dirs``), read now. Tests may pass a
+        fake (then it alone is served).
 
     Returns
     -------
@@ -59,7 +85,47 @@ def create_app(settings: Settings | None = None, *, provider: Provider | None = 
 
     """
     settings = settings if settings is not None else Settings()  # type: ignore[call-arg]
-    provider = provider if provider is not None else BuildProvider(settings.build_dir)
+    providers = (
+        [provider]
+        if provider is not None
+        else [BuildProvider(path) for path in (settings.build_dir, *settings.extra_build_dirs)]
+    )
+    cities = service.city_slugs(providers)
+    app = _application(settings, providers[0], cities=cities, prefix="")
+    for city_id, city_provider in cities.items():
+        prefix = f"/cities/{city_id}"
+        app.mount(prefix, _application(settings, city_provider, cities=cities, prefix=prefix))
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_SIZE, compresslevel=GZIP_LEVEL)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "HEAD"],
+            allow_headers=["*"],
+        )
+    if settings.allowed_hosts:
+        app.add_middleware(AllowedHostsMiddleware, allowed_hosts=settings.allowed_hosts)
+    app.add_middleware(HeadMiddleware)  # outermost: a HEAD is a GET everywhere inside
+    return app
+
+
+def _application(
+    settings: Settings, provider: Provider, *, cities: dict[str, Provider], prefix: str
+) -> FastAPI:
+    """Make the application of one build, without middleware (see the module docstring).
+
+    Parameters
+    ----------
+    settings
+        Settings.
+    provider
+        The build served.
+    cities
+        Every build served, by city id (for ``/cities``).
+    prefix
+        Path of the application below the root: empty, or ``/cities/{cityId}``.
+
+    """
     info = provider.info
     title = settings.title or f"Urban Safety Monitor: {info.city}"
     description = settings.description or (
@@ -78,6 +144,8 @@ def create_app(settings: Settings | None = None, *, provider: Provider | None = 
     )
     app.state.settings = settings
     app.state.provider = provider
+    app.state.cities = cities
+    app.state.prefix = prefix
     app.state.tilesets = TileSets(info.path, info.build_id, info.attribution)
     install_error_handlers(app)
     app.include_router(dashboard.router)  # first: it answers / for browsers (text/html)
@@ -85,16 +153,6 @@ def create_app(settings: Settings | None = None, *, provider: Provider | None = 
     app.include_router(service.router)
     app.include_router(tiles.router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "HEAD"],
-            allow_headers=["*"],
-        )
-    if settings.allowed_hosts:
-        app.add_middleware(AllowedHostsMiddleware, allowed_hosts=settings.allowed_hosts)
-    app.add_middleware(HeadMiddleware)  # outermost: a HEAD is a GET everywhere inside
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -137,6 +195,12 @@ def _finish(document: dict[str, Any], settings: Settings, provider: Provider) ->
                     parameter["schema"] = {**parameter["schema"], "enum": ids}
                 if where == "path" and name in examples:
                     parameter["example"] = examples[name]
+    features.collection_paths(document, provider.collections())
+    grids = [c.id for c in provider.collections() if c.diagnosis]
+    diagnosis = document["paths"].get("/collections/{collectionId}/items/{featureId}/diagnosis")
+    for parameter in (diagnosis or {}).get("get", {}).get("parameters", []):
+        if parameter.get("name") == "collectionId" and grids:
+            parameter["schema"] = {**parameter["schema"], "enum": grids}
     text = repr(document["paths"])
     for name in ("HTTPValidationError", "ValidationError"):
         if f"#/components/schemas/{name}" not in text:

@@ -53,6 +53,18 @@ class Extent(_Model):
     spatial: SpatialExtent
 
 
+class CollectionField(_Model):
+    """One field (property) of a collection, as the build's catalogue declares it."""
+
+    name: str
+    title: str
+    type: str
+    unit: str | None = None
+    description: str
+    extensive: bool | None = None
+    null_reason: str | None = None
+
+
 class Collection(_Model):
     """Metadata of one feature collection."""
 
@@ -64,6 +76,9 @@ class Collection(_Model):
     extent: Extent | None = None
     item_type: str = Field(default="feature", alias="itemType")
     crs: list[str] | None = None
+    number_of_features: int | None = Field(default=None, alias="numberOfFeatures", ge=0)
+    fields: list[CollectionField] | None = None
+    diagnosis: str | None = None
 
 
 class Collections(_Model):
@@ -95,8 +110,12 @@ class FeatureCollectionGeoJSON(_Model):
 
 
 class OgcException(_Model):
-    """An error: an exception code and a description."""
+    """An error: problem details (RFC 7807) with the OGC exception code and description."""
 
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
     code: str
     description: str | None = None
 
@@ -109,3 +128,20 @@ class Health(_Model):
     city: str
     finished: str | None = None
     collections: dict[str, int]
+
+
+class City(_Model):
+    """One city served: its build's landing page and extent."""
+
+    id: str
+    name: str
+    href: str
+    bbox: list[float] = Field(min_length=4, max_length=4)
+    build_id: str
+
+
+class Cities(_Model):
+    """The cities served ``/cities``."""
+
+    links: list[Link]
+    cities: list[City]

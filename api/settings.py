@@ -6,6 +6,7 @@ with explicit settings and no environment patching.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
@@ -25,6 +26,10 @@ class Settings(BaseSettings):
     build_dir
         The build to serve: the directory ``usm build`` published (or a link to it), or a copy
         of its ``public/`` part alone. A link is resolved once, at startup.
+    extra_build_dirs
+        Further builds to serve (env ``USM_EXTRA_BUILD_DIRS``, separated by the system's path
+        separator, ``:`` on Unix): every build, ``build_dir`` first, is served under
+        ``/cities/{cityId}`` and ``build_dir`` also at the root (see :mod:`api.main`).
     title
         Title of the landing page; by default derived from the city name in the manifest.
     description
@@ -52,6 +57,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="USM_", extra="forbid")
 
     build_dir: Path
+    extra_build_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=list)
     title: str | None = None
     description: str | None = None
     default_limit: int = Field(default=10, ge=1)
@@ -65,6 +71,13 @@ class Settings(BaseSettings):
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("extra_build_dirs", mode="before")
+    @classmethod
+    def _split_paths(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part for part in value.split(os.pathsep) if part.strip()]
         return value
 
     @field_validator("allowed_hosts")

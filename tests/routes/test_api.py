@@ -49,8 +49,13 @@ def test_api_describes_the_ogc_operations(document: dict) -> None:
         assert "422" not in operation["responses"]
     items = document["paths"]["/collections/{collectionId}/items"]["get"]
     content = items["responses"]["200"]["content"]
-    assert list(content) == ["application/geo+json"]
-    assert items["responses"]["400"]["content"]["application/json"]["schema"] == {
+    assert list(content) == [
+        "application/geo+json",
+        "text/csv",
+        "application/geopackage+sqlite3",
+        "text/html",
+    ]
+    assert items["responses"]["400"]["content"]["application/problem+json"]["schema"] == {
         "$ref": "#/components/schemas/OgcException"
     }
     params = {p["name"]: p for p in items["parameters"]}
@@ -72,8 +77,8 @@ def test_api_describes_the_ogc_operations(document: dict) -> None:
         "/collections/{collectionId}/items/{featureId}",
     ):
         for status, response in document["paths"][path]["get"]["responses"].items():
-            media = "application/geo+json" if status == "200" else "application/json"
-            assert list(response["content"]) == [media], (path, status)
+            media = "application/geo+json" if status == "200" else "application/problem+json"
+            assert next(iter(response["content"])) == media, (path, status)
             assert "type" not in response["content"][media]["schema"], (path, status)
     feature = document["paths"]["/collections/{collectionId}/items/{featureId}"]["get"]
     assert feature["responses"]["200"]["content"]["application/geo+json"]["schema"] == {

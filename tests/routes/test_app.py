@@ -49,7 +49,7 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, build_dir: P
 def test_routes_run_in_the_threadpool() -> None:
     routes = [*features.router.routes, *service.router.routes]
     endpoints = [route.endpoint for route in routes if isinstance(route, APIRoute)]
-    assert len(endpoints) == len(routes) == 9
+    assert len(endpoints) == len(routes) == 13
     assert not [e.__name__ for e in endpoints if inspect.iscoroutinefunction(e)]
 
 
@@ -130,7 +130,8 @@ def test_private_part_is_never_read(build_dir: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(store, "read_layer", spy_layer)
     monkeypatch.setattr(pyogrio, "read_dataframe", spy_dataframe)
     BuildProvider(build_dir)
-    assert layers == ["hex", "hex_r8", "units", "study_area"]
+    # the public tables the diagnoses read, then the collections
+    assert layers == ["indicators", "indicator_gaps", "hex", "hex_r8", "units", "study_area"]
     public = build_dir.resolve() / "public"
     assert files and all(f.parent == public and f.name == "diagnosis.gpkg" for f in files)
 

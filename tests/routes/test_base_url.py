@@ -113,7 +113,7 @@ def test_allowed_hosts_refuse_other_hosts(build_dir: Path) -> None:
         for host in ("evil.example", "maps.example.org.evil.example", "evilusm.example", ""):
             response = client.get("/collections", headers={"Host": host})
             assert response.status_code == 400, host
-            assert response.headers["content-type"] == "application/json"
+            assert response.headers["content-type"] == "application/problem+json"
             assert response.json()["code"] == "InvalidParameterValue"
             head = client.head("/collections", headers={"Host": host})
             assert head.status_code == 400 and head.content == b""

@@ -64,7 +64,7 @@ def test_private_table_or_unknown_collection_is_404(client: TestClient, name: st
     ):
         response = client.get(path)
         assert response.status_code == 404, path
-        assert response.headers["content-type"].startswith("application/json")
+        assert response.headers["content-type"].startswith("application/problem+json")
         body = response.json()
         assert body["code"] == "NotFound"
         assert "diagnosis.gpkg" not in body["description"]

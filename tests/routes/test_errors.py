@@ -61,9 +61,10 @@ def test_status_map(error: Exception, status: int) -> None:
     assert status_for(error) == status
     response = _client(error).get("/collections/hex/items")
     assert response.status_code == status
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"code", "description"}
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()  # problem details (RFC 7807) with the OGC exception members
+    assert set(body) == {"type", "title", "status", "detail", "code", "description"}
+    assert body["status"] == status and body["detail"] == body["description"]
     assert "/secret" not in body["description"]
 
 
@@ -71,7 +72,14 @@ def test_client_errors_keep_message_and_hint() -> None:
     response = _client(NotFoundError("no such thing", hint="try another")).get(
         "/collections/hex/items"
     )
-    assert response.json() == {"code": "NotFound", "description": "no such thing (try another)"}
+    assert response.json() == {
+        "type": "about:blank",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "no such thing (try another)",
+        "code": "NotFound",
+        "description": "no such thing (try another)",
+    }
 
 
 def test_routes_work_against_a_fake_provider() -> None:
