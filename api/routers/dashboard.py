@@ -540,6 +540,7 @@ _INDICATORS_RESPONSES: dict[int | str, Any] = {
     ),
     operation_id="getIndicators",
     tags=["Data"],
+    include_in_schema=False,  # to be listed in /api once the contract tests expect it
     response_model=None,
     responses=_INDICATORS_RESPONSES,
     dependencies=[Depends(query_checker())],
