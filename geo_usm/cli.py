@@ -215,7 +215,7 @@ def build(ctx: click.Context, city_file: Path, out_dir: Path, threads: int | Non
 
 
 @main.command()
-@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.argument("build_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option(
     "--port", default=8000, show_default=True, type=int, help="Port to listen on (1-65535)."
@@ -229,8 +229,13 @@ def build(ctx: click.Context, city_file: Path, out_dir: Path, threads: int | Non
     "Host header).",
 )
 @click.pass_context
-def serve(ctx: click.Context, build_dir: Path, host: str, port: int, base_url: str | None) -> None:
-    """Serve BUILD_DIR (a build, or a copy of its public/ part) as OGC API - Features.
+def serve(
+    ctx: click.Context, build_dirs: tuple[Path, ...], host: str, port: int, base_url: str | None
+) -> None:
+    """Serve BUILD_DIRS (builds, or copies of their public/ part) as OGC API - Features.
+
+    With several builds, each is served under /cities/{cityId}/ (GET /cities lists them) and
+    the first also at the root.
 
     Other settings come from USM_* environment variables (see the README). Exit codes: 0 after
     Ctrl+C, 2 a problem you can fix (port out of range or in use, not a build, invalid
@@ -250,11 +255,12 @@ def serve(ctx: click.Context, build_dir: Path, host: str, port: int, base_url: s
         if not 1 <= port <= 65535:
             raise GeoUsmError(f"--port must be a port number from 1 to 65535, not {port}")
         try:
-            settings = (  # without --base-url, USM_BASE_URL applies
-                Settings(build_dir=build_dir)
-                if base_url is None
-                else Settings(build_dir=build_dir, base_url=base_url)
-            )
+            given: dict[str, Any] = {"build_dir": build_dirs[0]}
+            if len(build_dirs) > 1:  # else USM_EXTRA_BUILD_DIRS applies
+                given["extra_build_dirs"] = list(build_dirs[1:])
+            if base_url is not None:  # else USM_BASE_URL applies
+                given["base_url"] = base_url
+            settings = Settings(**given)
         except pydantic.ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(map(str, e['loc']))} (USM_{str(e['loc'][0]).upper()}): "
@@ -292,10 +298,15 @@ def serve(ctx: click.Context, build_dir: Path, host: str, port: int, base_url: s
             shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
             shown = f"[{shown}]" if ":" in shown else shown
             public = f" (links: {settings.base_url}/)" if settings.base_url else ""
+            served = ", ".join(map(str, build_dirs))
             out.print(
-                f"geo-usm serving {build_dir} on http://{shown}:{port}/{public}  (Ctrl+C to stop)",
+                f"geo-usm serving {served} on http://{shown}:{port}/{public}  (Ctrl+C to stop)",
                 highlight=False,
             )
+            cities = getattr(app.state, "cities", {})
+            if len(cities) > 1:
+                listed = ", ".join(f"/cities/{city_id}/" for city_id in cities)
+                out.print(f"cities: {listed}", highlight=False)
             try:
                 server.run(sockets=[sock])
             except KeyboardInterrupt:  # uvicorn re-raises the Ctrl+C it handled
@@ -331,6 +342,55 @@ def export(ctx: click.Context, build_dir: Path, pmtiles_file: Path) -> None:
             f"{info['minzoom']}-{info['maxzoom']}, {info['tiles']} tiles, {info['bytes']:,} bytes",
             highlight=False,
         )
+
+    _run(ctx, body)
+
+
+@main.command("map")
+@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_file",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The HTML file to write.",
+)
+@click.option(
+    "--basemap",
+    metavar="URL",
+    default=None,
+    help="Tile URL template drawn under the layers, e.g. "
+    "https://tile.openstreetmap.org/{z}/{x}/{y}.png (default: none, the file works offline).",
+)
+@click.option(
+    "--basemap-attribution",
+    metavar="TEXT",
+    default=None,
+    help="Attribution of the basemap (shown on the map).",
+)
+@click.pass_context
+def map_(
+    ctx: click.Context,
+    build_dir: Path,
+    out_file: Path,
+    basemap: str | None,
+    basemap_attribution: str | None,
+) -> None:
+    """Write a standalone HTML map of BUILD_DIR's risk and resilience indices.
+
+    A build without indices gets its count indicators. The file inlines Leaflet and works
+    offline; only --basemap tiles, when given, are fetched.
+    """
+    from geo_usm.maps import write_map
+
+    def body() -> None:
+        layers = write_map(
+            build_dir, out_file, basemap=basemap, basemap_attribution=basemap_attribution
+        )
+        for layer in layers:
+            mark = " (SYNTHETIC)" if layer.synthetic else ""
+            out.print(f"  {layer.grid}: {layer.column}{mark}", highlight=False, markup=False)
+        out.print(f"wrote {out_file} ({len(layers)} layers)", highlight=False)
 
     _run(ctx, body)
 
