@@ -8,20 +8,22 @@ The page loads MapLibre GL from ``/static/vendor/`` (vendored from npm at instal
 What the map can show comes from the build's output catalogue and its ``indicators`` table,
 read once per served build (:class:`DashboardData`) through the app's provider:
 
-* every indicator of the table that has a value on some grid;
-* index columns of the grids (``*_index``, with their ``*_p05``/``*_p95`` ranges), hotspot
-  classes (``*_class`` such as ``gi_class``, ``lisa_class``) and ``peer_group``, when the
-  catalogue declares them.
+* every indicator of the table (one without any value is listed, disabled, with its reason);
+* smoothed rates (``*_eb``, ``*_eb_spatial``), index columns (``*_index``, with their
+  ``*_p05``/``*_p95`` ranges), hotspot classes (``*_class`` such as ``gi_class``,
+  ``lisa_class``) and ``peer_group``, when the catalogue declares them.
 
 Class breaks of the legend are fixed per build, layer and grid and computed here with
 mapclassify: **quantiles, 5 classes** (:data:`CLASSES`; each class holds about a fifth of the
-grid's features with a value), over the grid's non-null values. Tied values can merge
-classes (a break repeated is dropped), and a layer with 5 distinct values or fewer gets one
-class per value. A class holds the values above the previous break up to and including its
-own break; NULL is "no data", drawn apart. Quantiles are deterministic, fast on any grid and
-simple to read ("the darkest class is the fifth of hexagons with the highest values");
-Fisher-Jenks was set aside because mapclassify's pure-Python version takes seconds per layer
-on a few thousand features. Categorical layers (hotspot classes, peer groups) list their categories.
+grid's features with a value), over the grid's non-null values. When the lowest value (often
+0) is shared by more than a fifth of the features, it is a class of its own and the other 4
+classes are quantiles of the values above it. Other tied values can merge classes (a break
+repeated is dropped), and a layer with 5 distinct values or fewer gets one class per value.
+A class holds the values above the previous break up to and including its own break; NULL
+is "no data", drawn apart. Quantiles are deterministic, fast on any grid and simple to read
+("the darkest class is the fifth of hexagons with the highest values"); Fisher-Jenks was set
+aside because mapclassify's pure-Python version takes seconds per layer on a few thousand
+features. Categorical layers (hotspot classes, peer groups) list their categories.
 """
 
 from __future__ import annotations
@@ -201,8 +203,9 @@ class DashboardData:
                 "note": (
                     f"Breaks are fixed for this build: {CLASS_METHOD} with {CLASSES} classes "
                     "over each grid's values (one class per value when there are "
-                    f"{CLASSES} distinct values or fewer). A class holds the values above the "
-                    "previous break up to and including its own."
+                    f"{CLASSES} distinct values or fewer; the lowest value is a class of its own "
+                    "when more than a fifth of the features have it). A class holds the values "
+                    "above the previous break up to and including its own."
                 ),
             },
             "grids": self.grids,
@@ -458,10 +461,13 @@ def numeric_classes(values: pd.Series, k: int = CLASSES) -> dict[str, Any] | Non
         breaks = distinct
         method = "unique values"
     else:
-        with warnings.catch_warnings():  # tied values: mapclassify warns of merged classes
-            warnings.simplefilter("ignore")
-            classifier = mapclassify.Quantiles(array, k=k)
-        breaks = np.unique(np.asarray(classifier.bins, dtype=float))
+        low = distinct[0]
+        rest = array[array > low]
+        if (array.size - rest.size) * k > array.size and np.unique(rest).size >= k:
+            # the lowest value (often 0) fills more than a class: it is a class of its own
+            breaks = np.concatenate([[low], _quantile_breaks(rest, k - 1)])
+        else:
+            breaks = _quantile_breaks(array, k)
         method = CLASS_METHOD
     counts = np.bincount(np.searchsorted(breaks, array, side="left"), minlength=breaks.size)
     return {
@@ -472,6 +478,13 @@ def numeric_classes(values: pd.Series, k: int = CLASSES) -> dict[str, Any] | Non
         "breaks": [float(b) for b in breaks],
         "counts": [int(c) for c in counts[: breaks.size]],
     }
+
+
+def _quantile_breaks(array: np.ndarray, k: int) -> np.ndarray:
+    with warnings.catch_warnings():  # tied values: mapclassify warns of merged classes
+        warnings.simplefilter("ignore")
+        classifier = mapclassify.Quantiles(array, k=k)
+    return np.unique(np.asarray(classifier.bins, dtype=float))
 
 
 def categorical_classes(values: pd.Series) -> dict[str, Any] | None:

@@ -59,7 +59,8 @@ async function tileJSON(path) {
 
 function tileSource(tj, type) {
   const source = { type, tiles: tj.tiles };
-  for (const key of ["minzoom", "maxzoom", "bounds", "attribution"]) {
+  // The attribution is in the page's footer (the build's statements), not repeated on the map.
+  for (const key of ["minzoom", "maxzoom", "bounds"]) {
     if (tj[key] !== undefined) source[key] = tj[key];
   }
   if (type === "raster") source.tileSize = tj.tileSize || 256;

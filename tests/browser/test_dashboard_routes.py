@@ -118,3 +118,7 @@ def test_numeric_classes() -> None:
     assert many is not None
     assert many["breaks"] == [19.8, 39.6, 59.4, 79.2, 99.0]
     assert many["counts"] == [20, 20, 20, 20, 20]
+    zeros = numeric_classes(pd.Series([0.0] * 60 + list(range(1, 41)), dtype=float))
+    assert zeros is not None
+    assert zeros["breaks"] == [0.0, 10.75, 20.5, 30.25, 40.0]  # 0 alone, then quartiles
+    assert zeros["counts"] == [60, 10, 10, 10, 10]
