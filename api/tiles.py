@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import morecantile
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
@@ -61,8 +62,6 @@ _REBUILD = "rebuild it with 'usm build' (a build made before tiles existed has n
 @functools.cache
 def matrix_size(z: int) -> tuple[int, int]:
     """Return ``(columns, rows)`` of the WebMercatorQuad tile matrix at zoom ``z``."""
-    import morecantile
-
     matrix = morecantile.tms.get(TILE_MATRIX_SET).matrix(z)
     return int(matrix.matrixWidth), int(matrix.matrixHeight)
 
@@ -126,6 +125,8 @@ class TileSets:
             for name in [*self.grids, BASEMAP]
             if (folder / f"{name}.pmtiles").is_file()
         }
+        for z in range(TMS_MAXZOOM + 1):  # ready before the first tile request
+            matrix_size(z)
         path = public / SURFACE_FILE
         self._surface = Surface(path, surface_info(path)) if path.is_file() else None
 
@@ -281,8 +282,6 @@ def tile_matrix_set_limits(
     bounds: tuple[float, float, float, float], minzoom: int, maxzoom: int
 ) -> list[dict[str, Any]]:
     """Return OGC ``tileMatrixSetLimits``: the tiles covering ``bounds`` at each zoom."""
-    import morecantile
-
     tms = morecantile.tms.get(TILE_MATRIX_SET)
     out = []
     for z in range(minzoom, maxzoom + 1):
