@@ -37,6 +37,7 @@ from geo_usm.hotspots import (
     eb_columns,
 )
 from geo_usm.indicators import CityIndicators, Indicators, resolve
+from geo_usm.indices import IndicesConfig, PriorityRules, check_config, index_columns, load_rules
 from geo_usm.schema import COUNT_KEY, LOCATION_KEYS, LayerKind, load_kinds
 
 #: Output layer names a city's layers may not take.
@@ -380,6 +381,10 @@ class CityConfig(StrictInput):
     progress: ProgressConfig | None = Field(
         default=None, description="a baseline, a current period and targets"
     )
+    indices: IndicesConfig = Field(
+        default_factory=IndicesConfig,
+        description="risk and resilience indices, peer groups, priority areas (README, Indices)",
+    )
 
     _crs = field_validator("crs")(classmethod(lambda cls, v: _check_crs(v)))
 
@@ -427,12 +432,14 @@ class City:
         kinds: dict[str, LayerKind],
         sha256: str,
         indicators: Indicators,
+        rules: PriorityRules,
     ):
         self.path = path
         self.config = config
         self.kinds = kinds
         self.sha256 = sha256
         self.indicators = indicators
+        self.rules = rules
 
     @property
     def base(self) -> Path:
@@ -490,6 +497,15 @@ def load_city(path: str | Path) -> City:
         except CityFileError as exc:
             problems += exc.message.split("; ")
         problems += _name_clashes(config, kinds, indicators)
+        if indicators is not None:
+            problems += [f"indices: {p}" for p in check_config(config.indices, indicators.specs)]
+    rules = None
+    if config is not None:
+        rules_path = config.indices.priorities
+        try:
+            rules = load_rules(None if rules_path is None else path.parent / rules_path)
+        except GeoUsmError as exc:
+            problems.append(f"indices.priorities: {exc}")
     if problems:
         problems = list(dict.fromkeys(problems))
         raise CityFileError(
@@ -497,8 +513,9 @@ def load_city(path: str | Path) -> City:
             path=path,
             hint="see 'Describe your own city' in the README",
         )
-    assert config is not None and indicators is not None
-    return City(path.resolve(), config, kinds, hashlib.sha256(raw).hexdigest(), indicators)
+    assert config is not None and indicators is not None and rules is not None
+    digest = hashlib.sha256(raw).hexdigest()
+    return City(path.resolve(), config, kinds, digest, indicators, rules)
 
 
 def _listing(problems: list[str]) -> str:
@@ -588,6 +605,9 @@ def _name_clashes(
     known = set(owners) | {"population"}
     for analysed in (*GRID_HOTSPOT_COLUMNS, *eb_columns(config.hotspots)):
         owners.setdefault(analysed.name, []).append("the hotspot analysis")
+    if indicators is not None:
+        for analysed in index_columns(config.indices, indicators.specs):
+            owners.setdefault(analysed.name, []).append("the indices")
     problems = [
         f"output column '{column}' would be written by {' and by '.join(who)}: rename the "
         "layer (or the custom kind's count_field/total_field)"

@@ -31,7 +31,6 @@ OECD Publishing, Paris.
 from __future__ import annotations
 
 import re
-import tomllib
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from pydantic import Field, ValidationError, model_validator
 from scipy import stats
 
 from geo_usm._model import StrictInput, format_validation_errors
+from geo_usm._toml import read_toml
 from geo_usm.catalog import Column
 from geo_usm.errors import LayerDefinitionError
 from geo_usm.indicators import IndicatorSpec
@@ -257,13 +257,9 @@ def default_rules_path() -> Path:
 
 @cache
 def _read_rules(path: Path) -> PriorityRules:
+    data, _ = read_toml(path, LayerDefinitionError, "priority rules file")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
         return PriorityRules.model_validate(data)
-    except OSError as exc:
-        raise LayerDefinitionError(f"cannot read the rules file: {exc}", path=path) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise LayerDefinitionError(f"not valid TOML: {exc}", path=path) from None
     except ValidationError as exc:
         raise LayerDefinitionError("; ".join(format_validation_errors(exc)), path=path) from None
 
@@ -565,6 +561,27 @@ PRIORITY_AREAS_COLUMNS = (
         "What the approach could look like here: a suggestion to discuss, not a decision.",
     ),
 )
+#: Title, description and columns of each layer the indices add to a build.
+TABLES: dict[str, tuple[str, str, tuple[Column, ...]]] = {
+    "explanations": (
+        "Index explanations",
+        "Per feature and index, each indicator's raw value, city median, normalised value, "
+        "weight and contribution; the contributions add up to the index.",
+        EXPLANATIONS_COLUMNS,
+    ),
+    "peer_groups": (
+        "Peer groups",
+        "Profiles of the peer groups (PCA and clustering of the standardised indicators) and the "
+        "PCA loadings. Groups are numbered by size, never ranked.",
+        PEER_GROUPS_COLUMNS,
+    ),
+    "priority_areas": (
+        "Priority areas for intervention",
+        "Features selected by a priority rule, with the reason, the evidence against the city "
+        "and the prevention approach it points to. Explains, does not dictate.",
+        PRIORITY_AREAS_COLUMNS,
+    ),
+}
 _GAP_COLUMNS = ("grid", "feature", "indicator", "null_reason")
 
 

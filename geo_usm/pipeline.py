@@ -28,7 +28,7 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from geo_usm import density, grids, hotspots, indicators, store
+from geo_usm import density, grids, hotspots, indicators, indices, store
 from geo_usm.aggregate import Aggregates, Grid, aggregate
 from geo_usm.catalog import (
     PUBLIC_GPKG,
@@ -292,11 +292,14 @@ def build(
         clock.stages[f"indicators: {method}"] = seconds
     with clock.stage("hotspots and trends"):
         analysis = _analyse(city, frame, context, values, aggs, [unit_grid, *hex_grids], layers)
+    with clock.stage("indices, peer groups and priority areas"):
+        ranked = _indices(city, context, values, analysis, [unit_grid.name, hex_grids[0].name])
     with clock.stage("density surface"):
         surface = _surface(city, frame, context)
     variables = [v.column for v in aggs.variables.values() if v.wide]
     taken = {v.name for v in variables}
     grid_extra = (*hotspots.GRID_HOTSPOT_COLUMNS, *hotspots.eb_columns(city.config.hotspots))
+    index_extra = indices.index_columns(city.config.indices, city.indicators.specs)
     catalog = build_catalog(
         city=city.config.name,
         resolutions=frame.resolutions,
@@ -306,7 +309,10 @@ def build(
         indicators=tuple(
             c for c in indicators.columns(city.indicators, context) if c.name not in taken
         ),
-        analysis={g.name: grid_extra for g in [unit_grid, *hex_grids]},
+        analysis={
+            g.name: (*grid_extra, *(index_extra if g.name in ranked else ()))
+            for g in [unit_grid, *hex_grids]
+        },
         tables=_analysis_layers(analysis, surface),
     )
     build_id = started.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
@@ -318,7 +324,10 @@ def build(
                 city, frame, covers, crosswalk, aggs, layers, values, catalog, analysis
             )
             frames["indicators"] = indicators.table(city.indicators, values, context)
-            frames["indicator_gaps"] = values.gaps({g: d.ids for g, d in context.grids.items()})
+            gaps = values.gaps({g: d.ids for g, d in context.grids.items()})
+            frames["indicator_gaps"] = pd.concat(
+                [gaps, *(r.gaps for r in ranked.values())], ignore_index=True
+            )
             frames.update(analysis.tables)
             for layer in catalog.layers:
                 if layer.name == "risk_surface":
@@ -346,6 +355,7 @@ def build(
                 indicators=frames["indicators"].to_dict(orient="records"),
             )
             manifest.update(analysis.manifest)
+            manifest["indices"] = {g: r.manifest for g, r in ranked.items()}
             manifest["density"] = _surface_manifest(city, surface)
             manifest["artefacts"] = store.artefacts(stage, catalog)
             store.write_manifest(stage, manifest)
@@ -491,6 +501,38 @@ def _analyse(
 Surface = list[tuple[str, Any]]
 
 
+def _indices(
+    city: City,
+    context: indicators.Context,
+    values: indicators.Result,
+    analysis: hotspots.Analysis,
+    grid_names: list[str],
+) -> dict[str, indices.IndexResult]:
+    """Compute the indices of the units and the primary hexagons.
+
+    Their columns join the analysis columns of the grid, their layers the analysis tables.
+    """
+    out = {}
+    for name in grid_names:
+        data = context.grids[name]
+        result = indices.compute(
+            name,
+            data.ids,
+            pd.DataFrame(values.values[name]),
+            city.indicators.specs,
+            city.config.indices,
+            extra=analysis.columns[name][["gi_class"]],
+            rules=city.rules,
+        )
+        analysis.columns[name] = pd.concat([analysis.columns[name], result.columns], axis=1)
+        out[name] = result
+    for table in ("explanations", "peer_groups", "priority_areas"):
+        analysis.tables[table] = pd.concat(
+            [getattr(r, table) for r in out.values()], ignore_index=True
+        )
+    return out
+
+
 def _surface(city: City, frame: SpatialFrame, context: indicators.Context) -> Surface | None:
     """Compute the crime density surface (one band per requested group or month)."""
     cfg = city.config.density
@@ -573,7 +615,7 @@ def _analysis_layers(
             file=PUBLIC_GPKG,
             columns=columns,
         )
-        for name, (title, description, columns) in hotspots.TABLES.items()
+        for name, (title, description, columns) in {**hotspots.TABLES, **indices.TABLES}.items()
         if name in analysis.tables
     ]
     if surface is not None:

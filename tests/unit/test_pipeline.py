@@ -126,6 +126,7 @@ def test_sample_cities_build_conserve_and_manifest(which, request):
     gpkg = out / "public" / "diagnosis.gpkg"
     private = out / "private" / "records.gpkg"
     analysis = {"hotspots", "time_series", "hotspot_evaluation"}
+    analysis |= {"explanations", "peer_groups", "priority_areas"}
     if which == "trafford_result":  # 36 months of burglary and a [progress] table
         analysis |= {"emerging_hotspots", "progress"}
     assert set(pyogrio.list_layers(gpkg)[:, 0]) == {
