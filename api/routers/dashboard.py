@@ -324,6 +324,16 @@ def _extra_direction(name: str, kind: str, indicators: list[dict[str, Any]]) -> 
     return "context"
 
 
+def _smoothed_title(name: str, indicators: list[dict[str, Any]]) -> str | None:
+    """Return the title of a smoothed rate from its indicator's, None if not one."""
+    for suffix, how in (("_eb_spatial", "towards neighbours"), ("_eb", "towards the city")):
+        if name.endswith(suffix):
+            base = name.removesuffix(suffix)
+            title = next((str(r["title"]) for r in indicators if r["id"] == base), base)
+            return f"{title}, smoothed {how} (Empirical Bayes)"
+    return None
+
+
 def _title(column: Column) -> str:
     """Return a short title: the column description's first sentence, else its name."""
     first = column.description.split(". ")[0].rstrip(".")
@@ -368,7 +378,7 @@ def _layers(
         layer = {
             "id": name,
             "kind": kind,
-            "title": _TITLES.get(name) or _title(column),
+            "title": _TITLES.get(name) or _smoothed_title(name, indicators) or _title(column),
             "unit": column.unit,
             "direction": _extra_direction(name, kind, indicators),
             "dimension": {"index": "indices", "smoothed": "smoothed rates"}.get(kind, ""),
@@ -589,18 +599,35 @@ def dashboard_feature(
     return JSONResponse({"gaps": gaps, "series": _series(data, grid, feature_id)})
 
 
+def _count_variables(columns: dict[str, Column], names: set[str]) -> set[str]:
+    """Return the counts of records among ``names``.
+
+    Totals per kind (``<kind>_count``) are kept, and counts per layer (``count_<layer>``) only
+    when no total of the same layers is among them.
+    """
+    counts = {n for n in names if n in columns and columns[n].unit == "count"}
+    totals = [set(columns[n].sources) for n in counts if not n.startswith("count_")]
+    return {
+        n
+        for n in counts
+        if not n.startswith("count_") or not any(set(columns[n].sources) <= t for t in totals)
+    }
+
+
 def _series(data: DashboardData, grid: str, feature_id: str) -> list[dict[str, Any]]:
     """Return the monthly series of a feature, months without a row counted as 0.
 
-    Only variables with values in at least two months of the build are returned; the months are
-    every month from the variable's first to its last in the build.
+    Only counts of records (:func:`_count_variables`) with values in at least two months of the
+    build are returned; the months are every month from the variable's first to its last in the
+    build.
     """
     frame = data.series
     if frame.empty:
         return []
     on_grid = frame[frame["grid"] == grid]
+    counts = _count_variables(data.variables, set(on_grid["variable"].unique()))
     out = []
-    for variable, rows in on_grid.groupby("variable", sort=True):
+    for variable, rows in on_grid[on_grid["variable"].isin(counts)].groupby("variable", sort=True):
         periods = sorted(rows["period"].unique())
         if len(periods) < 2:
             continue

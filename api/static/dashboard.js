@@ -192,6 +192,7 @@ async function addDensity(map) {
   if (legend) renderDensityLegend($("density-legend"), legend);
   $("density-toggle").addEventListener("change", (event) => {
     map.setLayoutProperty("density", "visibility", event.target.checked ? "visible" : "none");
+    $("density-legend").hidden = !event.target.checked;
   });
 }
 
@@ -210,7 +211,8 @@ function renderDensityLegend(root, legend) {
     colours.forEach((c, i) => list.append(el("li", {}, el("span", { class: "swatch", style: `background:${c}` }),
       i === 0 ? `≤ ${breaks[0]}` : `${breaks[i - 1] ?? ""} – ${breaks[i] ?? ""}`)));
   }
-  if (legend.title || legend.description) root.append(el("p", { class: "method" }, legend.title || legend.description));
+  const title = [legend.title || legend.description, legend.unit].filter(Boolean).join(", ");
+  if (title) root.append(el("p", { class: "method" }, title));
   root.append(list);
 }
 
@@ -360,7 +362,7 @@ async function start() {
     return;
   }
   state.meta = meta;
-  $("build-info").textContent = `build ${meta.build_id}`;
+  $("build-info").textContent = `Build ${meta.build_id}`;
   if (meta.synthetic_layers.length) {
     const badge = $("synthetic-badge");
     badge.textContent = `Includes SYNTHETIC demonstration data: ${meta.synthetic_layers.join(", ")}`;

@@ -33,12 +33,35 @@ export async function loadDiagnosis(api, gridId, featureId) {
   };
 }
 
+/**
+ * Monthly series: the diagnosis's trend time series (variables with two months or more) and
+ * the dashboard's counts of records, the diagnosis winning for a variable both have.
+ */
 function pickSeries(diagnosis, extra) {
-  const fromDiagnosis = diagnosis && (diagnosis.series || diagnosis.timeseries || diagnosis.time_series);
-  if (Array.isArray(fromDiagnosis) && fromDiagnosis.length && fromDiagnosis[0].periods) {
-    return fromDiagnosis;
+  const out = new Map();
+  for (const s of (extra && extra.series) || []) out.set(s.variable, s);
+  const rows = diagnosis && diagnosis.trend && diagnosis.trend.tables
+    ? diagnosis.trend.tables.time_series : null;
+  if (Array.isArray(rows)) {
+    const byVariable = new Map();
+    for (const r of rows) {
+      if (!byVariable.has(r.variable)) byVariable.set(r.variable, []);
+      byVariable.get(r.variable).push(r);
+    }
+    for (const [variable, list] of byVariable) {
+      if (list.length < 2) continue;
+      list.sort((a, b) => String(a.period).localeCompare(String(b.period)));
+      const known = out.get(variable);
+      out.set(variable, {
+        variable,
+        title: known ? known.title : variable.replaceAll("_", " "),
+        synthetic: known ? known.synthetic : false,
+        periods: list.map((r) => String(r.period)),
+        values: list.map((r) => Number(r.value) || 0),
+      });
+    }
   }
-  return extra ? extra.series : [];
+  return [...out.values()];
 }
 
 function find(object, ...keys) {
@@ -62,9 +85,7 @@ export function renderPanel(root, ctx) {
       title: layer.description }, `${layer.title}: ${value == null ? "no data" : categoryLabel(value)}`));
   }
   const peer = find(props, "peer_group") ?? find(data.diagnosis, "peer_group");
-  if (peer !== undefined) {
-    status.append(el("span", { class: "badge neutral" }, `Peer group: ${typeof peer === "object" ? JSON.stringify(peer) : peer}`));
-  }
+  if (peer !== undefined) status.append(el("span", { class: "badge neutral" }, `Peer group: ${peerText(peer)}`));
   if (status.childNodes.length) root.append(status);
 
   // Indices with their ranges and explanations.
@@ -90,16 +111,23 @@ export function renderPanel(root, ctx) {
 
   // Indicators by dimension (smoothed rates last), with quality flags.
   const indicators = layers.filter((l) => l.kind === "indicator" || l.kind === "smoothed");
+  const entries = new Map(((data.diagnosis && data.diagnosis.indicators) || []).map((e) => [e.id, e]));
   const dimensions = [...new Set(indicators.map((l) => l.dimension || "other"))];
   for (const dimension of dimensions) {
     root.append(el("h3", {}, humanise(dimension)));
     const table = el("table");
     for (const layer of indicators.filter((l) => (l.dimension || "other") === dimension)) {
-      const value = props[layer.id];
+      const entry = entries.get(layer.id) || {};
+      const value = props[layer.id] !== undefined ? props[layer.id] : entry.value;
       const flags = el("div", { class: "flags" });
-      const reason = data.gaps[layer.id] || (value == null ? layer.null_reason : null);
+      const reason = data.gaps[layer.id] || entry.null_reason
+        || (value == null ? layer.null_reason : null);
       if (value == null) {
         flags.append(el("span", { class: "badge nodata" }, reason ? `no data: ${reason}` : "no data"));
+      } else if (typeof entry.percentile === "number") {
+        flags.append(el("span", { class: "percentile",
+          title: `Percentile rank among the ${grid.kind === "units" ? "units" : "hexagons"} of the city` },
+        `higher than ${Math.round(entry.percentile)}% of ${grid.kind === "units" ? "units" : "hexagons"}`));
       }
       if (layer.synthetic) flags.append(" ", el("span", { class: "badge synthetic" }, "SYNTHETIC"));
       const row = el("tr", {},
@@ -117,7 +145,18 @@ export function renderPanel(root, ctx) {
   const series = (data.series || []).filter((s) => s.values && s.values.length > 1);
   if (series.length) {
     root.append(el("h3", {}, "Over time"));
-    for (const s of series) root.append(chart(s, syntheticLayers));
+    for (const s of series) {
+      if (s.values.some((v) => v !== 0)) root.append(chart(s, syntheticLayers));
+      else root.append(el("p", { class: "range" }, `${s.title}: none from ${s.periods[0]} to ${s.periods.at(-1)}.`));
+    }
+  }
+
+  const unavailable = data.diagnosis && data.diagnosis.unavailable;
+  if (unavailable && typeof unavailable === "object" && Object.keys(unavailable).length) {
+    root.append(el("h3", {}, "Not in this build"));
+    const list = el("ul", { class: "unavailable" });
+    for (const [key, why] of Object.entries(unavailable)) list.append(el("li", {}, `${humanise(key)}: ${why}`));
+    root.append(list);
   }
 
   const id = encodeURIComponent(featureId);
@@ -125,6 +164,14 @@ export function renderPanel(root, ctx) {
     el("a", { href: `${api}/collections/${grid.id}/items/${id}` }, "feature (GeoJSON)"),
     data.diagnosis ? " · " : "",
     data.diagnosis ? el("a", { href: `${api}/collections/${grid.id}/items/${id}/diagnosis` }, "diagnosis (JSON)") : ""));
+}
+
+function peerText(peer) {
+  if (peer === null || typeof peer !== "object") return String(peer);
+  const label = find(peer, "label", "name", "title", "group", "id", "value");
+  const size = find(peer, "size", "members", "count");
+  const n = Array.isArray(size) ? size.length : size;
+  return label !== undefined ? `${label}${n !== undefined ? ` (${n} members)` : ""}` : JSON.stringify(peer);
 }
 
 function swatch(layer, grid, value) {
@@ -196,7 +243,9 @@ export function chart(series, syntheticLayers) {
   });
   const labelEvery = Math.max(1, Math.ceil(values.length / 6));
   series.periods.forEach((p, i) => {
-    if (i % labelEvery === 0 || i === values.length - 1) {
+    const gap = (values.length - 1) % labelEvery;
+    const last = i === values.length - 1 && gap >= Math.max(2, labelEvery / 2);
+    if (i % labelEvery === 0 || last) {
       add("text", { x: pad.left + i * step + step / 2, y: height - 6, "text-anchor": "middle" }, p);
     }
   });
