@@ -28,7 +28,7 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from geo_usm import density, grids, hotspots, indicators, indices, store
+from geo_usm import density, grids, hotspots, indicators, indices, store, tiles
 from geo_usm.aggregate import Aggregates, Grid, aggregate
 from geo_usm.catalog import (
     PUBLIC_GPKG,
@@ -355,6 +355,14 @@ def build(
                 indicators=frames["indicators"].to_dict(orient="records"),
             )
             manifest.update(analysis.manifest)
+            with clock.stage("vector tiles"):
+                manifest["tiles"] = tiles.write_tilesets(
+                    stage / store.PUBLIC,
+                    catalog,
+                    frames,
+                    _basemap(frames, layers),
+                    attribution="; ".join(manifest["attribution"]),
+                )
             manifest["indices"] = {g: r.manifest for g, r in ranked.items()}
             manifest["density"] = _surface_manifest(city, surface)
             manifest["artefacts"] = store.artefacts(stage, catalog)
@@ -639,6 +647,27 @@ def _analysis_layers(
             )
         )
     return tuple(out)
+
+
+def _basemap(
+    frames: dict[str, pd.DataFrame], layers: dict[str, Records]
+) -> dict[str, gpd.GeoDataFrame]:
+    """Return the city's own basemap layers: study area, unit boundaries, streets, parks."""
+    out: dict[str, gpd.GeoDataFrame] = {
+        "study_area": frames["study_area"],
+        "boundaries": frames["units"][["unit_name", "geometry"]].rename(
+            columns={"unit_name": "name"}
+        ),
+    }
+    for key, kind in (("streets", "streets"), ("parks", "public_space")):
+        parts = [
+            frames[name]
+            for name, r in layers.items()
+            if r.kind.kind == kind and name in frames and r.kind.geometry != "point"
+        ]
+        if parts:
+            out[key] = pd.concat(parts, ignore_index=True)
+    return out
 
 
 def _all_rejects(layers: dict[str, Records]) -> pd.DataFrame:
