@@ -53,6 +53,8 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_build.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/bench_assign.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/bench_hotspots.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/bench_tiles.py $(BENCH_ARGS)
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache .mypy_cache
