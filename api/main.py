@@ -42,6 +42,7 @@ from api.middleware import AllowedHostsMiddleware, HeadMiddleware
 from api.models import OgcException
 from api.openapi import convert_schema, to_openapi30
 from api.provider import BuildProvider, Provider
+from api.responses import JSON, PROBLEM_JSON
 from api.routers import dashboard, features, service, tiles
 from api.settings import Settings
 from api.tiles import TileSets
@@ -164,6 +165,25 @@ def _application(
     return app
 
 
+def _problem_media_type(document: dict[str, Any]) -> None:
+    """Declare every error response with the exception schema as ``application/problem+json``.
+
+    Errors are made in one place (:func:`api.errors.error_response`), with that media type;
+    a router declaring its errors as ``application/json`` is corrected here.
+    """
+    for path_item in document.get("paths", {}).values():
+        for operation in path_item.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if not str(status).startswith(("4", "5")) or JSON not in content:
+                    continue
+                if "OgcException" in repr(content[JSON]) and PROBLEM_JSON not in content:
+                    response["content"] = {
+                        (PROBLEM_JSON if media == JSON else media): value
+                        for media, value in content.items()
+                    }
+
+
 def _finish(document: dict[str, Any], settings: Settings, provider: Provider) -> dict[str, Any]:
     """Complete the converted document from the settings and the build being served.
 
@@ -195,6 +215,7 @@ def _finish(document: dict[str, Any], settings: Settings, provider: Provider) ->
                     parameter["schema"] = {**parameter["schema"], "enum": ids}
                 if where == "path" and name in examples:
                     parameter["example"] = examples[name]
+    _problem_media_type(document)
     features.collection_paths(document, provider.collections())
     grids = [c.id for c in provider.collections() if c.diagnosis]
     diagnosis = document["paths"].get("/collections/{collectionId}/items/{featureId}/diagnosis")
