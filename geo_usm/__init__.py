@@ -4,6 +4,6 @@ Joins a city's crime records, safety audits, perception surveys and urban featur
 hexagons and the city's lowest administrative units, and publishes a neighbourhood diagnosis.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = ["__version__"]
