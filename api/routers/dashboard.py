@@ -499,7 +499,10 @@ def _quantile_breaks(array: np.ndarray, k: int) -> np.ndarray:
 
 def categorical_classes(values: pd.Series) -> dict[str, Any] | None:
     """Return the categories of a label column with their counts (None when all are NULL)."""
-    counts = values.dropna().astype(str).value_counts()
+    present = values.dropna()
+    if pd.api.types.is_numeric_dtype(present):  # 1.0 -> "1", as the map's to-string writes it
+        present = present.map(lambda v: str(int(v)) if float(v).is_integer() else str(v))
+    counts = present.astype(str).value_counts()
     if counts.empty:
         return None
     ordered = sorted(counts.index)

@@ -267,12 +267,14 @@ function fillGridToggle(map) {
     const input = el("input", { type: "radio", name: "grid", value: grid.id });
     input.checked = grid.id === state.grid.id;
     input.addEventListener("change", async () => {
+      document.body.dataset.ready = "false";
       state.grid = grid;
       if (!state.layer || !state.layer.grids[grid.id]) state.layer = defaultLayer();
       fillLayerSelect();
       await drawGrid(map);
       updateLegend();
       if (state.selected) closePanel();
+      whenDrawn(map);
     });
     fieldset.append(el("label", {}, input, ` ${label} `, el("span", { class: "count" }, `(${grid.count})`)));
   }
@@ -396,6 +398,7 @@ async function start() {
   $("layer-select").addEventListener("change", (event) => {
     state.layer = meta.layers.find((l) => l.id === event.target.value) || null;
     map.setPaintProperty("grid-fill", "fill-color", fillColour(state.layer, state.grid.id));
+    whenDrawn(map);
     updateLegend();
     if (state.selected) openPanel(map, state.grid, state.selected.id);
   });
@@ -413,6 +416,12 @@ async function start() {
   });
   const sources = state.sources[state.grid.id];
   setStatus(sources.kind === "vector" ? "" : "Vector tiles are not available: the grid is drawn from GeoJSON.");
+  whenDrawn(map);
+}
+
+/** Mark the page ready (body[data-ready=true]) once the map has drawn what it was given. */
+function whenDrawn(map) {
+  document.body.dataset.ready = "false";
   map.once("idle", () => { document.body.dataset.ready = "true"; });
   map.triggerRepaint();
 }

@@ -63,6 +63,18 @@ def dashboard_server(
 
 
 @pytest.fixture(scope="session")
+def two_cities_server(
+    camden_build: Path, trafford_build: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """Camden and Trafford served together (Camden also at the root)."""
+    log = tmp_path_factory.mktemp("two-cities-server") / "uvicorn.log"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("USM_EXTRA_BUILD_DIRS", str(trafford_build))
+        with live_server_for(camden_build, log) as server:
+            yield server
+
+
+@pytest.fixture(scope="session")
 def browser(chromium_path: str) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

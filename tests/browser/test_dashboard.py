@@ -38,7 +38,7 @@ _FIND_FEATURE_POINT = """() => {
 
 
 @pytest.fixture
-def page(browser: Any, dashboard_server: LiveServer) -> Any:
+def page(browser: Any) -> Any:
     context = browser.new_context(viewport={"width": 1400, "height": 880})
     page = context.new_page()
     page.outside = []  # requests not to 127.0.0.1, aborted
@@ -83,13 +83,15 @@ def test_dashboard_renders_and_opens_a_diagnosis(
     assert "SYNTHETIC" in page.locator("#synthetic-badge").inner_text()
 
     # Switch to the admin units and click one: its diagnosis panel opens.
+    page.select_option("#layer-select", "crime_rate")
+    page.wait_for_function("document.body.dataset.ready === 'true'", timeout=READY_MS)
     page.get_by_label("Administrative units").check()
     page.wait_for_function(
-        "window.usmMap.queryRenderedFeatures({layers: ['grid-fill']}).length > 0"
-        " && window.usmDashboard.state.grid.id === 'units'",
+        "document.body.dataset.ready === 'true'"
+        " && window.usmMap.getLayer('grid-fill').source === 'grid-units'",
         timeout=READY_MS,
     )
-    page.select_option("#layer-select", "crime_rate")
+    assert page.evaluate("window.usmMap.queryRenderedFeatures({layers: ['grid-fill']}).length") > 0
     point = page.evaluate(_FIND_FEATURE_POINT)
     assert point is not None, "no unit rendered near the centre of the map"
     page.mouse.click(point["x"], point["y"])
@@ -110,5 +112,31 @@ def test_dashboard_renders_and_opens_a_diagnosis(
     screenshots.append(screenshot)
     print(f"dashboard screenshot: {screenshot}")
 
+    assert page.errors == []
+    assert page.outside == [], f"requests left the machine: {page.outside}"
+
+
+def test_cities_served_together_are_listed_and_switchable(
+    page: Any, two_cities_server: LiveServer, tmp_path: Path, screenshots: list[Path]
+) -> None:
+    page.goto(f"{two_cities_server.url}/")
+    page.wait_for_function("document.body.dataset.ready === 'true'", timeout=READY_MS)
+    switch = page.get_by_label("City")
+    assert switch.is_visible()
+    names = page.eval_on_selector_all("#city-select option", "els => els.map(e => e.text)")
+    assert names == ["Camden", "Trafford (Greater Manchester)"]
+
+    switch.select_option(label="Trafford (Greater Manchester)")
+    page.wait_for_url("**/cities/trafford-greater-manchester/", timeout=READY_MS)
+    page.wait_for_function("document.body.dataset.ready === 'true'", timeout=READY_MS)
+    assert "Trafford" in page.locator("h1").inner_text()
+    assert page.evaluate("window.usmMap.queryRenderedFeatures({layers: ['grid-fill']}).length") > 0
+    assert page.eval_on_selector("#city-select", "e => e.selectedOptions[0].text") == (
+        "Trafford (Greater Manchester)"
+    )
+
+    screenshot = tmp_path / "dashboard-trafford.png"
+    page.screenshot(path=str(screenshot))
+    screenshots.append(screenshot)
     assert page.errors == []
     assert page.outside == [], f"requests left the machine: {page.outside}"
