@@ -6,6 +6,7 @@ The server machinery is in ``tests/fixtures/live_server.py``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import geopandas as gpd
@@ -31,10 +32,15 @@ def build_dir(camden_build: Path) -> Path:
 @pytest.fixture(scope="session")
 def live_server(
     build_dir: Path,
+    trafford_build: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LiveServer]:
+    """One server over both samples: Camden at the root, each under /cities/{cityId}."""
     log = tmp_path_factory.mktemp("server") / "uvicorn.log"
-    with live_server_for(build_dir, log) as server:
+    with ExitStack() as stack:
+        with pytest.MonkeyPatch.context() as mp:  # the server's environment only
+            mp.setenv("USM_EXTRA_BUILD_DIRS", str(trafford_build))
+            server = stack.enter_context(live_server_for(build_dir, log))
         yield server
 
 
