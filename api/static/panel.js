@@ -84,9 +84,18 @@ export function renderPanel(root, ctx) {
     status.append(el("span", { class: `badge ${categoryBadge(value)}`,
       title: layer.description }, `${layer.title}: ${value == null ? "no data" : categoryLabel(value)}`));
   }
+  let peerNote = null;
   const peer = find(props, "peer_group") ?? find(data.diagnosis, "peer_group");
-  if (peer !== undefined) status.append(el("span", { class: "badge neutral" }, `Peer group: ${peerText(peer)}`));
+  if (peer !== undefined) {
+    const about = data.diagnosis && data.diagnosis.peer_group && data.diagnosis.peer_group.columns
+      && data.diagnosis.peer_group.columns.peer_group;
+    const text = peerText(peer && peer.columns ? peer.columns.peer_group.value : peer);
+    status.append(el("span", { class: "badge neutral", title: about ? about.description : "" },
+      `Peer group ${text}`));
+    if (about && about.description) peerNote = el("p", { class: "range" }, about.description);
+  }
   if (status.childNodes.length) root.append(status);
+  if (peerNote) root.append(peerNote);
 
   // Indices with their ranges and explanations.
   const indices = layers.filter((l) => l.kind === "index" && props[l.id] !== undefined);
@@ -181,7 +190,8 @@ function swatch(layer, grid, value) {
 }
 
 function indexExplanation(diagnosis, indexId) {
-  const indices = find(diagnosis, "indices", "index");
+  let indices = find(diagnosis, "indices", "index");
+  if (indices && !Array.isArray(indices) && indices.indices) indices = indices.indices;
   if (!indices) return "";
   const entry = Array.isArray(indices) ? indices.find((e) => e.id === indexId) : indices[indexId];
   if (!entry) return "";
