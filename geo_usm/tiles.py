@@ -9,11 +9,10 @@ archive, into ``public/tiles/``; the API then serves each tile as a slice of an 
 Conventions
 -----------
 - Tiles are Mapbox Vector Tiles 2.1 on the WebMercatorQuad tile matrix set (EPSG:3857, the
-  XYZ scheme of web maps), extent 4096, gzip-compressed in the archive. GDAL's MVT writer
-  (through pyogrio, driver ``PMTiles``) encodes them: it reprojects, clips with a buffer of
-  80 units and quantises; simplification is off for the grids, and the size and feature limits
-  are lifted (``MAX_SIZE``, ``MAX_FEATURES``) so that no grid feature is ever dropped: a tile
-  carries every feature it touches.
+  XYZ scheme of web maps), extent 4096, gzip-compressed in the archive. :mod:`geo_usm.mvt`
+  encodes them with numpy, every tile of a layer at a zoom at once: it reprojects once, clips
+  with a buffer of 80 units and quantises; simplification is off for the grids, and no feature
+  is ever dropped for size: a tile carries every feature it touches.
 - The MVT layer name is the collection id (``hex``, ``hex_r8``, ``units``): MapLibre's
   ``source-layer``. Every column the catalogue declares for the layer is a tile attribute, read
   from the catalogue (never from names); a NULL value is left out of the feature (MVT has no
@@ -31,9 +30,9 @@ Conventions
   over-zoom them; they are not drawn at smaller zooms) and parks from :data:`PARKS_MINZOOM`
   (both kept within the basemap's zooms); streets and parks keep only their geometry and
   ``name``, and are simplified by one tile unit.
-- Cost: GDAL's MVT writer takes about 50 microseconds per feature and zoom level, plus about
-  6 per attribute value and zoom level (Camden's 278 hexagons with 54 attributes over 6 zoom
-  levels: 0.5 s).
+- Cost: about 1 to 2 microseconds per feature and zoom level plus a few tenths of a
+  microsecond per attribute value (GDAL's MVT writer, used before, took 50 and 6): see
+  ``benchmarks/bench_tiles_encode.py``.
 - The density surface (``public/risk_surface.tif``, a float32 COG in crimes per km2) is
   rendered on request as 256-pixel PNG tiles with rio-tiler, classified with the fixed colour
   scale :data:`SURFACE_BREAKS` / :data:`SURFACE_COLORS` (:func:`surface_legend`).
@@ -49,7 +48,6 @@ import math
 import mmap
 import os
 import tempfile
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +56,8 @@ from typing import Any
 import geopandas as gpd
 import h3
 import numpy as np
-import pyogrio
+import pandas as pd
+import shapely
 from pmtiles.tile import (
     Compression,
     TileType,
@@ -69,7 +68,7 @@ from pmtiles.tile import (
 )
 from pmtiles.writer import Writer
 
-from geo_usm import __version__
+from geo_usm import __version__, geo, mvt
 from geo_usm.catalog import Catalog, ColumnType, OutputLayer
 from geo_usm.errors import BuildError, NotFoundError
 
@@ -97,11 +96,10 @@ MIN_PIXELS = 2
 ZOOM_SPAN = 5
 #: The admin units start no later than the zoom at which the study area spans this many pixels.
 OVERVIEW_PIXELS = 512
-#: Deepest zoom GDAL's MVT writer produces.
+#: Deepest zoom of a tileset.
 MAX_ZOOM = 22
-#: The one zoom of the basemap's streets (clients over-zoom it; GDAL's MVT writer costs about
-#: 50 microseconds per street and zoom level) and the first zoom of its parks (both within the
-#: basemap's zoom levels).
+#: The one zoom of the basemap's streets (clients over-zoom it; the streets are the most
+#: features of a build) and the first zoom of its parks (both within the basemap's zoom levels).
 STREETS_ZOOM = 14
 PARKS_MINZOOM = 12
 #: Size in metres of a pixel at zoom 0 on the equator (256-pixel tiles).
@@ -116,8 +114,8 @@ MVT_FIELD_TYPES: dict[ColumnType, str] = {
     "datetime": "String",
 }
 
-# GDAL MVT options: no feature is ever dropped and grid geometry is never simplified.
-_NO_LIMITS = {"MAX_SIZE": 2_000_000_000, "MAX_FEATURES": 2_000_000_000}
+#: zlib level of the stored tiles (6, zlib's default: level 9 costs more for a few bytes).
+GZIP_LEVEL = 6
 
 BBox = tuple[float, float, float, float]
 
@@ -335,7 +333,7 @@ class TileLayer:
     description
         For people (TileJSON ``vector_layers``).
     simplification
-        GDAL's ``SIMPLIFICATION`` in tile units (0: none).
+        Simplification tolerance in tile units at each zoom (0: none; never for grids).
 
     """
 
@@ -349,42 +347,52 @@ class TileLayer:
     bounds: BBox | None = field(default=None, init=False)
 
 
-def _bounds_wgs84(frame: gpd.GeoDataFrame) -> BBox | None:
-    geoms = frame.geometry
-    geoms = geoms[~(geoms.is_empty | geoms.isna())]
-    if not len(geoms):
-        return None
-    minx, miny, maxx, maxy = (float(v) for v in geoms.to_crs("EPSG:4326").total_bounds)
-    if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)):
-        return None
-    return (minx, miny, maxx, maxy)
+def _encode(layer: TileLayer) -> tuple[dict[int, bytes], dict[str, Any]]:
+    """Encode one layer (:func:`geo_usm.mvt.encode_layer`); return its tiles and tilestats.
 
-
-def _encode(layer: TileLayer, workdir: Path) -> tuple[dict[int, bytes], dict[str, Any]]:
-    """Encode one layer with GDAL; return its gzip tiles by tile id and GDAL's metadata."""
-    path = workdir / f"{layer.name}.pmtiles"
-    options: dict[str, Any] = {
-        "MINZOOM": layer.minzoom,
-        "MAXZOOM": layer.maxzoom,
-        "EXTENT": EXTENT,
-        "BUFFER": BUFFER,
-        "SIMPLIFICATION": layer.simplification,
-        "NAME": layer.name,
-        **_NO_LIMITS,
+    The tiles are uncompressed MVT ``Layer`` fields by tile id (a tile's layers are
+    concatenated, then compressed, by :func:`write_archive`); sets ``layer.bounds``.
+    """
+    frame = layer.frame
+    # one pyproj transform to WGS84 (the transformer the build has cached), then Mercator
+    lonlat = geo.to_crs(np.asarray(frame.geometry.values), frame.crs, geo.WGS84)
+    layer.bounds = _box(shapely.total_bounds(lonlat))
+    geoms = mvt.wgs84_to_mercator(lonlat)
+    attributes = mvt.prepare_attributes(pd.DataFrame(frame[list(layer.fields)]), layer.fields)
+    tiles = mvt.encode_layer(
+        layer.name,
+        geoms,
+        attributes,
+        layer.minzoom,
+        layer.maxzoom,
+        buffer=BUFFER,
+        simplification=layer.simplification,
+    )
+    present = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
+    names = {0: "Point", 4: "Point", 1: "LineString", 5: "LineString", 3: "Polygon", 6: "Polygon"}
+    kinds = {names.get(int(t), "Unknown") for t in np.unique(shapely.get_type_id(present))}
+    stats = {
+        "layer": layer.name,
+        "count": len(frame),
+        "geometry": kinds.pop() if len(kinds) == 1 else "Unknown",
+        "attributeCount": len(layer.fields),
+        "attributes": [
+            {"attribute": column, **summary}
+            for column, summary in zip(layer.fields, attributes.summaries, strict=True)
+        ],
     }
-    with warnings.catch_warnings():
-        # pyogrio warns that a vector tile format cannot be appended to or read back exactly.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        pyogrio.write_dataframe(
-            layer.frame, path, layer=layer.name, driver="PMTiles", dataset_options=options
-        )
-    with Archive(path) as archive:
-        tiles = dict(archive.tiles())
-        compressed = archive.compressed
-        metadata = archive.metadata
-    if not compressed:
-        tiles = {k: gzip.compress(v, mtime=0) for k, v in tiles.items()}
-    return tiles, metadata
+    return tiles, stats
+
+
+def _box(bounds: np.ndarray) -> BBox | None:
+    """Return a WGS84 box as a tuple, or None when it is empty (NaN)."""
+    if not np.all(np.isfinite(bounds)):
+        return None
+    return (float(bounds[0]), float(bounds[1]), float(bounds[2]), float(bounds[3]))
+
+
+def _gzip(tiles: Sequence[bytes]) -> bytes:
+    return gzip.compress(b"".join(tiles), compresslevel=GZIP_LEVEL, mtime=0)
 
 
 def write_archive(
@@ -398,9 +406,9 @@ def write_archive(
 ) -> dict[str, Any] | None:
     """Write MVT layers into one PMTiles archive.
 
-    Each layer is encoded by GDAL on its own (its zoom levels, its simplification); tiles that
-    several layers share are merged (an MVT tile is a list of layers: their encodings are
-    concatenated) and gzip-compressed again.
+    Each layer is encoded on its own (its zoom levels, its simplification) by
+    :func:`geo_usm.mvt.encode_layer`; tiles that several layers share are merged (an MVT tile is
+    a list of layers: their encodings are concatenated), then every tile is gzip-compressed.
 
     Parameters
     ----------
@@ -423,17 +431,16 @@ def write_archive(
     layers = [layer for layer in layers if len(layer.frame)]
     if not layers:
         return None
-    parts: dict[int, list[bytes]] = {}
+    raw: dict[int, list[bytes]] = {}
     stats: list[Any] = []
-    with tempfile.TemporaryDirectory(prefix="usm-tiles-") as tmp:
-        for layer in layers:
-            tiles, gdal_metadata = _encode(layer, Path(tmp))
-            for tile_id, data in tiles.items():
-                parts.setdefault(tile_id, []).append(data)
-            stats += (gdal_metadata.get("tilestats") or {}).get("layers", [])
-            layer.bounds = _bounds_wgs84(layer.frame)
-    if not parts:
+    for layer in layers:
+        tiles, layer_stats = _encode(layer)
+        for tile_id, data in tiles.items():
+            raw.setdefault(tile_id, []).append(data)
+        stats.append(layer_stats)
+    if not raw:
         return None
+    parts = {tile_id: [_gzip(data)] for tile_id, data in raw.items()}
     boxes = [layer.bounds for layer in layers if layer.bounds is not None]
     vector_layers = [
         {
