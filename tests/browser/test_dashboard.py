@@ -112,6 +112,25 @@ def test_dashboard_renders_and_opens_a_diagnosis(
     screenshots.append(screenshot)
     print(f"dashboard screenshot: {screenshot}")
 
+    # Keyboard path: the unit finder opens a unit with audits, whose panel charts them by month.
+    audited = page.evaluate(
+        """async () => {
+          const page = await (await fetch('/collections/units/items?limit=1000')).json();
+          const f = page.features.find((f) => f.properties.audit_count > 0);
+          return f ? f.properties.unit_id : null;
+        }"""
+    )
+    assert audited is not None
+    page.focus("#feature-select")
+    page.select_option("#feature-select", audited)
+    page.wait_for_function(
+        f"document.getElementById('panel').dataset.feature === {audited!r}", timeout=READY_MS
+    )
+    assert page.locator("#panel svg[role=img]").count() >= 1
+    assert page.evaluate("document.activeElement.id") == "panel-title"
+    page.keyboard.press("Escape")
+    assert page.locator("#panel").is_hidden()
+
     assert page.errors == []
     assert page.outside == [], f"requests left the machine: {page.outside}"
 
