@@ -1092,6 +1092,8 @@ def daily_counts(records: Sequence[Any]) -> pd.Series | None:
     if not parts:
         return None
     total = pd.concat(parts).groupby(level=0).sum()
+    if total.empty:  # no accepted record carries a date
+        return None
     span = pd.date_range(total.index.min(), total.index.max(), freq="D")
     total = total.reindex(span, fill_value=0).astype(float)
     total.index = span.strftime("%Y-%m-%d")
