@@ -133,6 +133,21 @@ def _parsed(text: Any) -> Any:
     return value
 
 
+def _index_columns(layer: OutputLayer) -> dict[str, list[str]]:
+    """Return each index column of a grid (``<stem>_index``) with its companion columns.
+
+    The companions of an index are the other columns named ``<stem>_...`` (its range
+    ``_index_p05``/``_index_p95``, ``<stem>_explanation``, its components by dimension...).
+    """
+    names = layer.column_names
+    out: dict[str, list[str]] = {}
+    for name in names:
+        if name.endswith(_INDEX_SUFFIX):
+            stem = name.removesuffix(_INDEX_SUFFIX) + "_"
+            out[name] = [n for n in names if n.startswith(stem) and n != name]
+    return out
+
+
 def _column_entry(column: Column, value: Any) -> dict[str, Any]:
     return {
         "value": _parsed(value),
@@ -189,6 +204,7 @@ class Diagnoses:
                 layer, frame, dict(zip(ids, range(len(ids)), strict=True))
             )
         self._indicators = tables.get("indicators")
+        self._cache: dict[tuple[str, str], np.ndarray] = {}
         self._gaps: dict[tuple[str, str], dict[str, str]] = {}
         gaps = tables.get("indicator_gaps")
         if gaps is not None and len(gaps):
@@ -196,11 +212,27 @@ class Diagnoses:
                 ["grid", "feature", "indicator", "null_reason"]
             ].itertuples(index=False):
                 self._gaps.setdefault((str(grid), str(feature)), {})[str(indicator)] = str(reason)
-        self._tables = {
-            name: frame
-            for name, frame in tables.items()
-            if name not in ("indicators", "indicator_gaps")
-        }
+        self._tables: dict[str, pd.DataFrame] = {}
+        self._records: dict[str, list[dict[str, Any]]] = {}
+        self._keys: dict[str, dict[tuple[str, str], np.ndarray]] = {}
+        for name, frame in tables.items():
+            if name in ("indicators", "indicator_gaps"):
+                continue
+            geometry = getattr(frame, "_geometry_column_name", None)
+            if geometry:
+                frame = pd.DataFrame(frame.drop(columns=[geometry]))
+            frame = frame.reset_index(drop=True)
+            self._tables[name] = frame
+            self._records[name] = [
+                {str(k): _parsed(v) for k, v in record.items()}
+                for record in frame.to_dict("records")
+            ]
+            if "grid" in frame.columns and "feature" in frame.columns:
+                keys = frame["grid"].astype(str) + "\x00" + frame["feature"].astype(str)
+                self._keys[name] = {
+                    tuple(str(k).split("\x00", 1)): np.asarray(v)  # type: ignore[misc]
+                    for k, v in keys.groupby(keys).groups.items()
+                }
 
     @classmethod
     def from_build(
@@ -285,8 +317,15 @@ class Diagnoses:
         if self._indicators is None:
             unavailable["indicators"] = "this build has no indicators table"
         claimed = own | indicator_names
+        indices = _index_columns(layer)
+        in_indices = set(indices).union(*indices.values())
         for section in SECTIONS:
-            columns = [c for c in layer.columns if section.has_column(c.name)]
+            columns = [
+                c
+                for c in layer.columns
+                if section.has_column(c.name)
+                or (section.name == "indices" and c.name in in_indices)
+            ]
             claimed |= {c.name for c in columns}
             tables = {
                 name: rows
@@ -312,6 +351,14 @@ class Diagnoses:
         doc["unavailable"] = unavailable
         return doc
 
+    def _sorted(self, grid: str, name: str, values: pd.Series) -> np.ndarray:
+        """Return the sorted non-null numeric values of a grid column (cached)."""
+        key = (grid, name)
+        if key not in self._cache:
+            numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+            self._cache[key] = np.sort(numbers[np.isfinite(numbers)])
+        return self._cache[key]
+
     def _indicator_entries(
         self, entry: _Grid, feature_id: str, row: pd.Series
     ) -> tuple[list[dict[str, Any]], set[str]]:
@@ -329,8 +376,7 @@ class Diagnoses:
                 continue
             names.add(name)
             value = json_value(row[name])
-            values = pd.to_numeric(frame[name], errors="coerce")
-            known = values.dropna()
+            known = self._sorted(grid, name, frame[name])
             coverage = _parsed(record.get("coverage"))
             with_value = (
                 coverage.get(grid) if isinstance(coverage, dict) else None
@@ -346,7 +392,8 @@ class Diagnoses:
                 )
             percentile = None
             if isinstance(value, int | float) and not isinstance(value, bool) and len(known):
-                percentile = round(100.0 * float((known <= value).mean()), 2)
+                rank = np.searchsorted(known, value, side="right")
+                percentile = round(100.0 * float(rank) / len(known), 2)
             sources = json_value(record.get("sources")) or ""
             out.append(
                 {
@@ -378,44 +425,58 @@ class Diagnoses:
     def _indices(
         self, layer: OutputLayer, row: pd.Series, tables: dict[str, list[dict[str, Any]]]
     ) -> dict[str, Any]:
-        names = set(layer.column_names)
         out: dict[str, Any] = {}
-        for column in layer.columns:
-            if not column.name.endswith(_INDEX_SUFFIX):
-                continue
-            item = _column_entry(column, row[column.name])
-            low, high = (f"{column.name}{s}" for s in _RANGE)
-            if low in names and high in names:
+        for name, others in _index_columns(layer).items():
+            item = _column_entry(layer.column(name), row[name])
+            stem = name.removesuffix(_INDEX_SUFFIX)
+            low, high = (f"{name}{s}" for s in _RANGE)
+            if low in others and high in others:
                 item["range"] = {"p05": json_value(row[low]), "p95": json_value(row[high])}
-            stem = column.name.removesuffix(_INDEX_SUFFIX)
-            explanation = f"{stem}_explanation"
-            if explanation in names:
-                item["explanation"] = _parsed(row[explanation])
-            out[column.name] = item
+            if f"{stem}_explanation" in others:
+                item["explanation"] = _parsed(row[f"{stem}_explanation"])
+            details = [c for c in others if c not in (low, high, f"{stem}_explanation")]
+            if details:
+                item["details"] = {c: _column_entry(layer.column(c), row[c]) for c in details}
+            out[name] = item
         return {"indices": out, "tables": tables}
 
     def _rows(
         self, name: str, entry: _Grid, feature_id: str, row: pd.Series
     ) -> list[dict[str, Any]] | None:
-        """Return the rows of table ``name`` about the feature (None if the build lacks it)."""
+        """Return the rows of table ``name`` about the feature (None if the build lacks it).
+
+        A table with ``grid`` and ``feature`` columns gives its rows of the feature, then its
+        rows of every feature (``feature`` ``*``) that agree with the feature on the columns
+        both have (a peer group's profile for the feature's group); a table keyed by the grid's
+        id column gives the rows of that id; other tables say nothing of single features.
+        """
         frame = self._tables.get(name)
         if frame is None:
             return None
-        geometry = getattr(frame, "_geometry_column_name", None)
-        if geometry:
-            frame = pd.DataFrame(frame.drop(columns=[geometry]))
+        records = self._records[name]
+        grid = entry.layer.name
+        keys = self._keys.get(name)
+        if keys is not None:
+            own = [records[i] for i in keys.get((grid, feature_id), ())]
+            shared = [c for c in frame.columns if c in row.index and c not in ("grid", "feature")]
+            if not shared:
+                return own
+            wanted = [_same(row[c]) for c in shared]
+            every = [
+                records[i]
+                for i in keys.get((grid, EVERY_FEATURE), ())
+                if [_same(records[i][c]) for c in shared] == wanted
+            ]
+            return own + every
         id_column = entry.layer.id_column
-        if "grid" in frame.columns and "feature" in frame.columns:
-            mask = (frame["grid"].astype(str) == entry.layer.name) & (
-                frame["feature"].astype(str) == feature_id
-            )
-        elif id_column and id_column in frame.columns:
-            mask = frame[id_column].astype(str) == feature_id
-        elif "peer_group" in frame.columns and "peer_group" in row.index:
-            mask = frame["peer_group"].astype(str) == str(json_value(row["peer_group"]))
-        else:
-            return []
-        return [
-            {str(k): _parsed(v) for k, v in record.items()}
-            for record in frame[mask].to_dict("records")
-        ]
+        if id_column and id_column in frame.columns:
+            return [r for r in records if str(r[id_column]) == feature_id]
+        return []
+
+
+def _same(value: Any) -> Any:
+    """Return a value comparable across tables (1 and 1.0 are the same peer group)."""
+    value = json_value(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return value

@@ -163,7 +163,7 @@ def test_sections_come_from_the_catalogue() -> None:
         layers=(
             _units_layer(columns),
             _table_layer("progress", ["grid", "feature", "target", "status"]),
-            _table_layer("peer_groups", ["peer_group", "size"]),
+            _table_layer("peer_groups", ["grid", "feature", "peer_group", "size"]),
         )
     )
     tables = {
@@ -186,7 +186,15 @@ def test_sections_come_from_the_catalogue() -> None:
                 "status": ["on track", "off track"],
             }
         ),
-        "peer_groups": pd.DataFrame({"peer_group": ["1", "2"], "size": ["5", "7"]}),
+        # one profile row per group for every feature ('*'), the group stored as a float
+        "peer_groups": pd.DataFrame(
+            {
+                "grid": ["units", "units"],
+                "feature": ["*", "*"],
+                "peer_group": [1.0, 2.0],
+                "size": ["5", "7"],
+            }
+        ),
     }
     diagnoses = Diagnoses(catalog, {"units": frame}, tables, build_id="b1")
     a = diagnoses.diagnose("units", "A")
@@ -197,7 +205,9 @@ def test_sections_come_from_the_catalogue() -> None:
     assert "range" not in a["indices"]["indices"]["resilience_index"]
     assert a["hotspot"]["columns"]["gi_class"]["value"] == "hot_99"
     assert a["peer_group"]["columns"]["peer_group"]["value"] == 2
-    assert a["peer_group"]["tables"]["peer_groups"] == [{"peer_group": "2", "size": "7"}]
+    assert a["peer_group"]["tables"]["peer_groups"] == [
+        {"grid": "units", "feature": "*", "peer_group": 2.0, "size": "7"}
+    ]
     assert a["progress"]["tables"]["progress"] == [
         {"grid": "units", "feature": "A", "target": "-10%", "status": "on track"}
     ]
