@@ -35,6 +35,7 @@ from geo_usm.hotspots import (
     ProgressConfig,
     TrendsConfig,
     eb_columns,
+    smoothed_rates,
 )
 from geo_usm.indicators import CityIndicators, Indicators, resolve
 from geo_usm.indices import IndicesConfig, PriorityRules, check_config, index_columns, load_rules
@@ -603,7 +604,9 @@ def _name_clashes(
         for column in layer_variable_names(name, kinds[layer.kind], set(layer.columns)):
             owners.setdefault(column, []).append(f"layer '{name}'")
     known = set(owners) | {"population"}
-    for analysed in (*GRID_HOTSPOT_COLUMNS, *eb_columns(config.hotspots)):
+    specs = indicators.specs if indicators else {}
+    rates = smoothed_rates(config.hotspots, specs)
+    for analysed in (*GRID_HOTSPOT_COLUMNS, *eb_columns(rates)):
         owners.setdefault(analysed.name, []).append("the hotspot analysis")
     if indicators is not None:
         for analysed in index_columns(config.indices, indicators.specs):
@@ -647,7 +650,8 @@ def _analysis_problems(
                 "crime_count or count_<layer>, or an indicator id)"
             )
     specs = indicators.specs if indicators else {}
-    for rate in config.hotspots.eb_rates:
+    named = "eb_rates" in config.hotspots.model_fields_set  # the default skips quietly
+    for rate in config.hotspots.eb_rates if named else ():
         spec = specs.get(rate)
         if spec is None or spec.method != "rate":
             problems.append(

@@ -280,10 +280,19 @@ EVALUATION_COLUMNS = (
 )
 
 
-def eb_columns(config: HotspotsConfig) -> tuple[Column, ...]:
-    """Columns of the Empirical Bayes rates a city asks for."""
+def smoothed_rates(config: HotspotsConfig, specs: Mapping[str, Any]) -> list[str]:
+    """Return the rates to smooth: those of ``eb_rates`` that are rate indicators of the city.
+
+    The default (``crime_rate``) is skipped quietly when a city switches it off; a rate the
+    city names itself is checked with the city file.
+    """
+    return [r for r in config.eb_rates if r in specs and specs[r].method == "rate"]
+
+
+def eb_columns(rates: Sequence[str]) -> tuple[Column, ...]:
+    """Columns of the Empirical Bayes rates of a city (:func:`smoothed_rates`)."""
     out = []
-    for rate in config.eb_rates:
+    for rate in rates:
         out.append(
             Column(
                 name=f"{rate}_eb",
@@ -514,7 +523,7 @@ def _permutations(configured: int, n: int, level: float) -> int:
 
 def eb_rates(
     grids: Sequence[GridInput],
-    config: HotspotsConfig,
+    rates: Sequence[str],
     events: Mapping[str, Mapping[str, np.ndarray]],
     per: Mapping[str, float],
     weights: Mapping[str, sparse.csr_matrix],
@@ -529,7 +538,7 @@ def eb_rates(
     for grid in grids:
         n = len(grid.ids)
         cols: dict[str, np.ndarray] = {}
-        for rate in config.eb_rates:
+        for rate in rates:
             cols[f"{rate}_eb"] = np.full(n, np.nan)
             cols[f"{rate}_eb_spatial"] = np.full(n, np.nan)
             counts = events.get(rate, {}).get(grid.name)
@@ -1041,13 +1050,13 @@ def analyse(
     """
     out = Analysis()
     columns, out.tables["hotspots"], section, weights = hotspot_tests(grids, hotspots)
-    eb, eb_notes = eb_rates(grids, hotspots, events, per, weights)
+    eb, eb_notes = eb_rates(grids, list(events), events, per, weights)
     for grid in grids:
         out.columns[grid.name] = pd.concat([columns[grid.name], eb[grid.name]], axis=1)
     out.manifest["hotspots"] = {
         "variables": hotspots.variables,
         "grids": section,
-        "empirical_bayes": {"rates": hotspots.eb_rates, "notes": eb_notes},
+        "empirical_bayes": {"rates": list(events), "notes": eb_notes},
         "classes": "Gi*: hot/cold at FDR-adjusted p < 0.01, 0.05, 0.10 (99, 95, 90 %); Local "
         f"Moran's I: quadrant where the FDR-adjusted pseudo p < {hotspots.alpha}",
     }

@@ -298,7 +298,8 @@ def build(
         surface = _surface(city, frame, context)
     variables = [v.column for v in aggs.variables.values() if v.wide]
     taken = {v.name for v in variables}
-    grid_extra = (*hotspots.GRID_HOTSPOT_COLUMNS, *hotspots.eb_columns(city.config.hotspots))
+    rates = hotspots.smoothed_rates(city.config.hotspots, city.indicators.specs)
+    grid_extra = (*hotspots.GRID_HOTSPOT_COLUMNS, *hotspots.eb_columns(rates))
     index_extra = indices.index_columns(city.config.indices, city.indicators.specs)
     catalog = build_catalog(
         city=city.config.name,
@@ -492,8 +493,9 @@ def _analyse(
                 daily[f"count_{name}"] = days
     cfg = city.config
     specs = city.indicators.specs
-    events = {rate: indicators.rate_events(specs[rate], context) for rate in cfg.hotspots.eb_rates}
-    per = {rate: float(specs[rate].params.get("per", 1000.0)) for rate in cfg.hotspots.eb_rates}  # type: ignore[arg-type]
+    rates = hotspots.smoothed_rates(cfg.hotspots, specs)
+    events = {rate: indicators.rate_events(specs[rate], context) for rate in rates}
+    per = {rate: float(specs[rate].params.get("per", 1000.0)) for rate in rates}  # type: ignore[arg-type]
     return hotspots.analyse(
         inputs,
         cfg.hotspots,

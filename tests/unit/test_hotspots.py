@@ -274,3 +274,18 @@ def test_rebuild_gives_identical_hotspots(trafford_build, tmp_path):
     assert again.output is not None
     for layer in ("hotspots", "emerging_hotspots", "progress"):
         pd.testing.assert_frame_equal(_read(trafford_build, layer), _read(again.output, layer))
+
+
+def test_switching_crime_rate_off_drops_its_smoothed_rates(tmp_path):
+    city = _copy_city(tmp_path, "trafford", '\n[indicators]\noff = ["crime_rate"]\n')
+    result = build(city, tmp_path / "out")
+    assert result.output is not None
+    units = _read(result.output, "units")
+    assert "crime_rate_eb" not in units and "crime_rate" not in units
+    assert units["gi_class"].notna().all()
+
+
+def test_naming_a_rate_that_is_not_one_is_a_city_file_error(tmp_path):
+    city = _copy_city(tmp_path, "trafford", '\n[hotspots]\neb_rates = ["crime_density"]\n')
+    with pytest.raises(CityFileError, match="eb_rates: 'crime_density' is not a rate"):
+        build(city, tmp_path / "out")
