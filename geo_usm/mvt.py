@@ -41,7 +41,6 @@ import numpy as np
 import pandas as pd
 import shapely
 from numpy.typing import NDArray
-from pmtiles.tile import zxy_to_tileid
 
 #: Units per tile side.
 EXTENT = 4096
@@ -81,12 +80,20 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
+def _narrow(values: NDArray[np.integer]) -> NDArray[np.unsignedinteger]:
+    """Return non-negative integers as uint32 when they fit (half the memory traffic)."""
+    v = np.asarray(values)
+    if len(v) and int(v.max()) < 2**32:
+        return v.astype(np.uint32, copy=False)
+    return v.astype(np.uint64, copy=False)
+
+
 def varint_sizes(values: NDArray[np.integer]) -> Ints:
     """Return the number of bytes of the varint of each (non-negative) value."""
-    v = np.asarray(values).astype(np.uint64, copy=False)
+    v = _narrow(values)
     sizes = np.ones(v.shape, dtype=np.int64)
     for k in range(1, 10):
-        big = v >= np.uint64(1 << (7 * k))
+        big = v >= (1 << (7 * k))
         if not big.any():
             break
         sizes += big
@@ -95,16 +102,22 @@ def varint_sizes(values: NDArray[np.integer]) -> Ints:
 
 def encode_varints(values: NDArray[np.integer]) -> Bytes:
     """Return the concatenated varints of non-negative integers, in order."""
-    v = np.asarray(values).astype(np.uint64, copy=False)
+    v = _narrow(values)
+    kind = v.dtype.type
     sizes = varint_sizes(v)
     ends = np.cumsum(sizes)
     out = np.empty(int(ends[-1]) if len(ends) else 0, dtype=np.uint8)
     starts = ends - sizes
+    low = kind(0x7F)
     for k in range(int(sizes.max()) if len(sizes) else 0):
-        sel = np.flatnonzero(sizes > k) if k else slice(None)
-        byte = (v[sel] >> np.uint64(7 * k)) & np.uint64(0x7F)
-        more = (sizes[sel] > k + 1).astype(np.uint64) << np.uint64(7)
-        out[starts[sel] + k] = (byte | more).astype(np.uint8)
+        if k:
+            sel = np.flatnonzero(sizes > k)
+            part, size, where = v[sel] >> kind(7 * k), sizes[sel], starts[sel] + k
+        else:
+            part, size, where = v, sizes, starts
+        byte = (part & low).astype(np.uint8)
+        byte |= (size > k + 1).view(np.uint8) << np.uint8(7)
+        out[where] = byte
     return out
 
 
@@ -160,6 +173,10 @@ class Attributes:
         features).
     tag_key, tag_value
         Column index and value index of each non-NULL attribute value, feature by feature.
+    shared
+        Per value, whether several tags use it (only those can repeat within a tile).
+    floats
+        First value index and count of the doubles (the first, fixed-size block of values).
     summaries
         Per column: ``type`` (``number``, ``string`` or ``boolean``), ``count`` (distinct
         values), ``min`` and ``max`` of numbers, the first :data:`SUMMARY_VALUES` distinct
@@ -174,6 +191,8 @@ class Attributes:
     tag_key: Ints
     tag_value: Ints
     summaries: list[dict[str, object]]
+    shared: NDArray[np.bool_]
+    floats: tuple[int, int]
 
     @property
     def n_values(self) -> int:
@@ -293,6 +312,7 @@ def prepare_attributes(frame: pd.DataFrame, fields: Mapping[str, str]) -> Attrib
     chunks: list[Bytes] = []
     sizes: list[Ints] = []
     base = 0
+    n_floats = 0
     for kind, members in by_type.items():
         if not members:
             continue
@@ -332,10 +352,13 @@ def prepare_attributes(frame: pd.DataFrame, fields: Mapping[str, str]) -> Attrib
         chunks.append(data)
         sizes.append(size)
         base += len(uniques)
+        if kind == "float":
+            n_floats = len(uniques)
     value_sizes = np.concatenate(sizes) if sizes else np.zeros(0, dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(value_sizes)]).astype(np.int64)
     present = ids >= 0
     rows, cols = np.nonzero(present)
+    tag_value = ids[rows, cols]
     key_fields = []
     for name in names:
         raw = name.encode("utf-8")
@@ -346,7 +369,9 @@ def prepare_attributes(frame: pd.DataFrame, fields: Mapping[str, str]) -> Attrib
         value_offsets=offsets,
         tag_ptr=np.concatenate([[0], np.cumsum(present.sum(axis=1))]).astype(np.int64),
         tag_key=cols.astype(np.int64),
-        tag_value=ids[rows, cols],
+        tag_value=tag_value,
+        shared=np.bincount(tag_value, minlength=base) > 1,
+        floats=(0, n_floats),
         summaries=[
             summary or {"count": 0, "type": _EMPTY_TYPES.get(kind, "string")}
             for summary, kind in zip(
@@ -384,6 +409,26 @@ def _family(geoms: NDArray[np.object_]) -> Ints:
     family[np.isin(type_ids, (3, 6))] = POLYGON
     family[shapely.is_empty(geoms) | shapely.is_missing(geoms)] = 0
     return family
+
+
+def tile_ids(z: int, x: Ints, y: Ints) -> Ints:
+    """Return PMTiles tile ids (Hilbert order within each zoom) of tiles, vectorised.
+
+    Equal to ``pmtiles.tile.zxy_to_tileid`` (``z`` up to 31).
+    """
+    x = np.asarray(x, dtype=np.int64)
+    y = np.asarray(y, dtype=np.int64)
+    acc = np.full(x.shape, ((1 << (2 * z)) - 1) // 3, dtype=np.int64)
+    for a in range(z - 1, -1, -1):
+        s = 1 << a
+        rx, ry = x & s, y & s
+        acc += ((3 * rx) ^ ry) << a
+        flip = (ry == 0) & (rx != 0)
+        x = np.where(flip, s - 1 - x, x)
+        y = np.where(flip, s - 1 - y, y)
+        swap = ry == 0
+        x, y = np.where(swap, y, x), np.where(swap, x, y)
+    return acc
 
 
 def tile_pairs(bounds: NDArray[np.float64], z: int, buffer: float = BUFFER) -> tuple[Ints, ...]:
@@ -640,30 +685,94 @@ def _clip(
     return out
 
 
-def _local_values(tile_of_tag: Ints, value: Ints, n_tiles: int, n_values: int) -> tuple[Ints, Ints]:
-    """Per tag its index in its tile's values table; the tables' value ids, tile after tile.
+def _rank_in_tile(tile: Ints, n_tiles: int) -> tuple[Ints, Ints]:
+    """Rank of each item within its tile (items in tile order), and the count per tile."""
+    count = np.bincount(tile, minlength=n_tiles).astype(np.int64)
+    return np.arange(len(tile)) - (np.cumsum(count) - count)[tile], count
 
-    The values table of a tile holds each value its features use once, in value-id order.
+
+def _gather_values(attributes: Attributes, values: Ints) -> bytes:
+    """Return the encoded ``values`` entries of value ids, concatenated."""
+    offsets = attributes.value_offsets
+    lengths = offsets[values + 1] - offsets[values]
+    return attributes.value_bytes[ragged_index(offsets[values], lengths)].tobytes()
+
+
+def _values_tables(
+    tile_of_tag: Ints, value: Ints, n_tiles: int, attributes: Attributes
+) -> tuple[Ints, list[tuple[bytes, Ints]]]:
+    """Per tag its index in its tile's values table, and the tables' encodings.
+
+    A tile's values table lists each value its features use once: first the values several
+    tags of the layer share (deduplicated by sorting packed ``(tile, value, position)``
+    integers), then the doubles and the other values that only one tag uses (no duplicate is
+    possible: a feature is in a tile once), in tag order.
+
+    Returns
+    -------
+    local : array
+        Per tag, its value's index in its tile's table.
+    parts : list
+        Three ``(bytes, offsets)``: the encoded entries of the three groups, tile after tile,
+        and where each tile's starts and ends (``n_tiles + 1`` offsets).
+
     """
     n = len(value)
-    combined = tile_of_tag * max(n_values, 1) + value
-    key_bits = max(int(n_tiles * max(n_values, 1)).bit_length(), 1)
-    pos_bits = max(int(n).bit_length(), 1)
-    if key_bits + pos_bits <= 63:
-        packed = np.sort((combined << pos_bits) | np.arange(n, dtype=np.int64))
+    local = np.empty(n, dtype=np.int64)
+    shared = attributes.shared[value]
+    first_float, n_floats = attributes.floats
+    is_float = (value >= first_float) & (value < first_float + n_floats)
+    groups = [np.flatnonzero(shared), np.flatnonzero(~shared & is_float)]
+    groups.append(np.flatnonzero(~shared & ~is_float))
+    parts: list[tuple[bytes, Ints]] = []
+    # values shared by several tags: sorted and deduplicated per tile
+    rows = groups[0]
+    key = tile_of_tag[rows] * max(attributes.n_values, 1) + value[rows]
+    pos_bits = max(len(rows).bit_length(), 1)
+    if int(n_tiles * max(attributes.n_values, 1)).bit_length() + pos_bits <= 63:
+        packed = np.sort((key << pos_bits) | np.arange(len(rows), dtype=np.int64))
         keys = packed >> pos_bits
-        order = packed & ((1 << pos_bits) - 1)
-        new = np.ones(n, dtype=bool)
+        new = np.ones(len(rows), dtype=bool)
         new[1:] = keys[1:] != keys[:-1]
         uniq = keys[new]
-        rank = np.cumsum(new) - 1
-        inverse = np.empty(n, dtype=np.int64)
-        inverse[order] = rank
-    else:  # pragma: no cover - layers beyond 2**63 (tile, value, position) combinations
-        uniq, inverse = np.unique(combined, return_inverse=True)
-    uniq_tile = uniq // max(n_values, 1)
-    first = np.searchsorted(uniq_tile, np.arange(n_tiles))
-    return inverse - first[tile_of_tag], uniq
+        inverse = np.empty(len(rows), dtype=np.int64)
+        inverse[packed & ((1 << pos_bits) - 1)] = np.cumsum(new) - 1
+    else:  # pragma: no cover - beyond 2**63 (tile, value, position) combinations
+        uniq, inverse = np.unique(key, return_inverse=True)
+    uniq_tile = uniq // max(attributes.n_values, 1)
+    uniq_value = uniq % max(attributes.n_values, 1)
+    rank, before = _rank_in_tile(uniq_tile, n_tiles)
+    local[rows] = rank[inverse]
+    lengths = np.diff(attributes.value_offsets)[uniq_value]
+    parts.append((_gather_values(attributes, uniq_value), _offsets(lengths, uniq_tile, n_tiles)))
+    # doubles used by one tag: fixed-size rows, in tag order
+    rows = groups[1]
+    rank, count = _rank_in_tile(tile_of_tag[rows], n_tiles)
+    local[rows] = before[tile_of_tag[rows]] + rank
+    before = before + count
+    start = attributes.value_offsets[first_float]
+    matrix = attributes.value_bytes[start : start + 11 * n_floats].reshape(-1, 11)
+    parts.append(
+        (
+            matrix[value[rows] - first_float].tobytes(),
+            np.concatenate([[0], np.cumsum(count) * 11]).astype(np.int64),
+        )
+    )
+    # other values used by one tag, in tag order
+    rows = groups[2]
+    rank, count = _rank_in_tile(tile_of_tag[rows], n_tiles)
+    local[rows] = before[tile_of_tag[rows]] + rank
+    lengths = np.diff(attributes.value_offsets)[value[rows]]
+    parts.append(
+        (_gather_values(attributes, value[rows]), _offsets(lengths, tile_of_tag[rows], n_tiles))
+    )
+    return local, parts
+
+
+def _offsets(lengths: Ints, tile: Ints, n_tiles: int) -> Ints:
+    """Byte offsets of each tile's part (``n_tiles + 1``) from item lengths in tile order."""
+    per_tile = _segment_sum(lengths, tile, n_tiles)
+    return np.concatenate([[0], np.cumsum(per_tile)]).astype(np.int64)
 
 
 def encode_layer(
@@ -797,8 +906,8 @@ def _encode_zoom(
     used = np.zeros((n_tiles, max(n_keys, 1)), dtype=bool)
     used[tile_of_tag, tag_key] = True
     local_key = (np.cumsum(used, axis=1) - 1)[tile_of_tag, tag_key]
-    local_value, table = _local_values(
-        tile_of_tag, attributes.tag_value[tag_index], n_tiles, attributes.n_values
+    local_value, value_parts = _values_tables(
+        tile_of_tag, attributes.tag_value[tag_index], n_tiles, attributes
     )
     tags = np.stack([local_key, local_value], axis=1).ravel().astype(np.uint64)
     pair_of_tag = np.repeat(np.arange(n), n_tags)
@@ -841,29 +950,25 @@ def _encode_zoom(
     pair_end = np.cumsum(pair_bytes)
     tile_start = (pair_end - pair_bytes)[tile_first]
     tile_end = np.append(tile_start[1:], pair_end[-1])
-    # values tables, tile after tile
-    table_tile = table // max(attributes.n_values, 1)
-    table_value = table % max(attributes.n_values, 1)
-    value_len = np.diff(attributes.value_offsets)[table_value]
-    value_blob = attributes.value_bytes[
-        ragged_index(attributes.value_offsets[table_value], value_len)
-    ].tobytes()
-    value_end = np.cumsum(_segment_sum(value_len, table_tile, n_tiles))
-    value_start = np.append(0, value_end[:-1])
     blob = encoded.tobytes()
-    out: dict[int, bytes] = {}
+    ids_of_tiles = tile_ids(z, tx[tile_first], ty[tile_first]).tolist()
     keys = attributes.key_fields
+    key_tables: dict[bytes, bytes] = {}
+    out: dict[int, bytes] = {}
     for t in range(n_tiles):
-        first = tile_first[t]
+        pattern = used[t].tobytes()
+        table = key_tables.get(pattern)
+        if table is None:
+            table = b"".join(keys[k] for k in np.flatnonzero(used[t])) if n_keys else b""
+            key_tables[pattern] = table
         body = b"".join(
             (
                 head,
                 blob[tile_start[t] : tile_end[t]],
-                b"".join(keys[k] for k in np.flatnonzero(used[t])) if n_keys else b"",
-                value_blob[value_start[t] : value_end[t]],
+                table,
+                *(part[offsets[t] : offsets[t + 1]] for part, offsets in value_parts),
                 _LAYER_TAIL,
             )
         )
-        tile_id = zxy_to_tileid(z, int(tx[first]), int(ty[first]))
-        out[tile_id] = b"\x1a" + varint(len(body)) + body
+        out[ids_of_tiles[t]] = b"\x1a" + varint(len(body)) + body
     return out

@@ -49,6 +49,7 @@ import mmap
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,8 +115,10 @@ MVT_FIELD_TYPES: dict[ColumnType, str] = {
     "datetime": "String",
 }
 
-#: zlib level of the stored tiles (6, zlib's default: level 9 costs more for a few bytes).
-GZIP_LEVEL = 6
+#: zlib level of the stored tiles: 1, twice as fast as 6 for 2 to 4 % more bytes.
+GZIP_LEVEL = 1
+#: Threads compressing tiles.
+GZIP_THREADS = 2
 
 BBox = tuple[float, float, float, float]
 
@@ -440,7 +443,16 @@ def write_archive(
         stats.append(layer_stats)
     if not raw:
         return None
-    parts = {tile_id: [_gzip(data)] for tile_id, data in raw.items()}
+    # zlib releases the GIL: a few threads compress batches of tiles
+    tile_ids = list(raw)
+    batches = [tile_ids[i :: GZIP_THREADS * 4] for i in range(GZIP_THREADS * 4)]
+    with ThreadPoolExecutor(max_workers=GZIP_THREADS) as pool:
+        done = pool.map(lambda batch: [_gzip(raw[t]) for t in batch], batches)
+        parts = {
+            t: [data]
+            for batch, out in zip(batches, done, strict=True)
+            for t, data in zip(batch, out, strict=True)
+        }
     boxes = [layer.bounds for layer in layers if layer.bounds is not None]
     vector_layers = [
         {
