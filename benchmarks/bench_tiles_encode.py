@@ -57,9 +57,7 @@ def synthetic_hexes(n: int, seed: int = SEED) -> tuple[gpd.GeoDataFrame, dict[st
     """Return about ``n`` H3 hexagons (a disk) with 54 seeded columns, and their types."""
     k = max(1, round((-3 + np.sqrt(9 + 12 * (n - 1))) / 6))
     cells = sorted(h3.grid_disk(h3.latlng_to_cell(*CENTRE, RESOLUTION), k))
-    polygons = [
-        shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in cells
-    ]
+    polygons = [shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in cells]
     rng = np.random.default_rng(seed)
     size = len(cells)
     data: dict[str, object] = {"h3": cells}
