@@ -34,7 +34,7 @@ only; grids are never simplified.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -279,6 +279,35 @@ def _column(series: pd.Series, kind: str) -> tuple[str, NDArray[np.bool_], np.nd
     return "str", valid, values
 
 
+def _columns(
+    frame: pd.DataFrame, fields: Mapping[str, str]
+) -> list[tuple[str, NDArray[np.bool_], np.ndarray]]:
+    """Return :func:`_column` of each field; float64 numeric columns are read in one block."""
+    names = list(fields)
+    dtypes = frame.dtypes
+    bulk = [
+        name
+        for name in names
+        if str(fields[name]) in ("integer", "float") and dtypes[name] == np.float64
+    ]
+    found: dict[str, tuple[str, NDArray[np.bool_], np.ndarray]] = {}
+    if bulk:
+        matrix = np.ascontiguousarray(frame[bulk].to_numpy(dtype=np.float64).T)
+        valid = ~np.isnan(matrix)
+        for j, name in enumerate(bulk):
+            values = matrix[j][valid[j]]
+            kind = "float"
+            if (
+                str(fields[name]) == "integer"
+                and np.all(np.isfinite(values))
+                and np.all(values == np.round(values))
+                and np.all(np.abs(values) < 2**63)
+            ):
+                kind, values = "int", values.astype(np.int64)
+            found[name] = (kind, valid[j], values)
+    return [found.get(name) or _column(frame[name], str(fields[name])) for name in names]
+
+
 _EMPTY_TYPES = {"float": "number", "int": "number", "bool": "boolean"}
 
 
@@ -303,7 +332,7 @@ def prepare_attributes(frame: pd.DataFrame, fields: Mapping[str, str]) -> Attrib
     """
     names = list(fields)
     n = len(frame)
-    columns = [_column(frame[name], str(fields[name])) for name in names]
+    columns = _columns(frame, fields)
     by_type: dict[str, list[int]] = {"float": [], "int": [], "bool": [], "str": []}
     for i, (kind, _, _) in enumerate(columns):
         by_type[kind].append(i)
@@ -775,7 +804,7 @@ def _offsets(lengths: Ints, tile: Ints, n_tiles: int) -> Ints:
     return np.concatenate([[0], np.cumsum(per_tile)]).astype(np.int64)
 
 
-def encode_layer(
+def iter_layer(
     name: str,
     geometry: NDArray[np.object_] | Sequence[shapely.Geometry],
     attributes: Attributes,
@@ -785,8 +814,8 @@ def encode_layer(
     buffer: float = BUFFER,
     simplification: float = 0.0,
     ids: NDArray[np.integer] | None = None,
-) -> dict[int, bytes]:
-    """Encode a layer into every tile it touches from ``minzoom`` to ``maxzoom``.
+) -> Iterator[dict[int, bytes]]:
+    """Encode a layer into every tile it touches, zoom after zoom from ``minzoom`` to ``maxzoom``.
 
     Parameters
     ----------
@@ -806,11 +835,11 @@ def encode_layer(
     ids
         Non-negative integer feature ids (``Feature.id``), or None for none.
 
-    Returns
-    -------
+    Yields
+    ------
     dict
-        PMTiles tile id to the encoded ``Layer`` as a tile's field 3 (tag, length, message):
-        tiles of one archive are made by concatenating their layers.
+        Per zoom, PMTiles tile id to the encoded ``Layer`` as a tile's field 3 (tag, length,
+        message): tiles of one archive are made by concatenating their layers.
 
     """
     geoms = np.asarray(geometry, dtype=object)
@@ -818,7 +847,6 @@ def encode_layer(
     name_raw = name.encode("utf-8")
     head = b"\x0a" + varint(len(name_raw)) + name_raw
     feature_ids = None if ids is None else np.asarray(ids).astype(np.uint64)
-    tiles: dict[int, bytes] = {}
     base_bounds = shapely.bounds(geoms)
     for z in range(minzoom, maxzoom + 1):
         size = 2 * HALF_WORLD / 2**z
@@ -834,11 +862,35 @@ def encode_layer(
                 )
             bounds = shapely.bounds(zgeoms)
         feature, tx, ty = tile_pairs(bounds, z, buffer)
-        tiles.update(
-            _encode_zoom(
-                z, zgeoms, bounds, family, feature, tx, ty, attributes, feature_ids, head, buffer
-            )
+        yield _encode_zoom(
+            z, zgeoms, bounds, family, feature, tx, ty, attributes, feature_ids, head, buffer
         )
+
+
+def encode_layer(
+    name: str,
+    geometry: NDArray[np.object_] | Sequence[shapely.Geometry],
+    attributes: Attributes,
+    minzoom: int,
+    maxzoom: int,
+    *,
+    buffer: float = BUFFER,
+    simplification: float = 0.0,
+    ids: NDArray[np.integer] | None = None,
+) -> dict[int, bytes]:
+    """Encode a layer into every tile it touches: :func:`iter_layer`'s zooms in one dict."""
+    tiles: dict[int, bytes] = {}
+    for zoom in iter_layer(
+        name,
+        geometry,
+        attributes,
+        minzoom,
+        maxzoom,
+        buffer=buffer,
+        simplification=simplification,
+        ids=ids,
+    ):
+        tiles.update(zoom)
     return tiles
 
 

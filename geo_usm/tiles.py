@@ -49,7 +49,7 @@ import mmap
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -350,11 +350,11 @@ class TileLayer:
     bounds: BBox | None = field(default=None, init=False)
 
 
-def _encode(layer: TileLayer) -> tuple[dict[int, bytes], dict[str, Any]]:
-    """Encode one layer (:func:`geo_usm.mvt.encode_layer`); return its tiles and tilestats.
+def _encode(layer: TileLayer) -> tuple[Iterator[dict[int, bytes]], dict[str, Any]]:
+    """Encode one layer (:func:`geo_usm.mvt.iter_layer`); return its tiles and tilestats.
 
-    The tiles are uncompressed MVT ``Layer`` fields by tile id (a tile's layers are
-    concatenated, then compressed, by :func:`write_archive`); sets ``layer.bounds``.
+    The tiles come zoom after zoom, uncompressed MVT ``Layer`` fields by tile id (a tile's
+    layers are concatenated, then compressed, by :func:`write_archive`); sets ``layer.bounds``.
     """
     frame = layer.frame
     # one pyproj transform to WGS84 (the transformer the build has cached), then Mercator
@@ -362,7 +362,7 @@ def _encode(layer: TileLayer) -> tuple[dict[int, bytes], dict[str, Any]]:
     layer.bounds = _box(shapely.total_bounds(lonlat))
     geoms = mvt.wgs84_to_mercator(lonlat)
     attributes = mvt.prepare_attributes(pd.DataFrame(frame[list(layer.fields)]), layer.fields)
-    tiles = mvt.encode_layer(
+    tiles = mvt.iter_layer(
         layer.name,
         geoms,
         attributes,
@@ -396,6 +396,19 @@ def _box(bounds: np.ndarray) -> BBox | None:
 
 def _gzip(tiles: Sequence[bytes]) -> bytes:
     return gzip.compress(b"".join(tiles), compresslevel=GZIP_LEVEL, mtime=0)
+
+
+def _compress(
+    raw: Mapping[int, list[bytes]], pool: ThreadPoolExecutor
+) -> list[Future[dict[int, list[bytes]]]]:
+    """Submit tiles (their layers to concatenate) for gzip in batches, one per thread or so."""
+    items = list(raw.items())
+    step = max(1, math.ceil(len(items) / (2 * GZIP_THREADS)))
+
+    def run(batch: list[tuple[int, list[bytes]]]) -> dict[int, list[bytes]]:
+        return {tile_id: [_gzip(layers)] for tile_id, layers in batch}
+
+    return [pool.submit(run, items[i : i + step]) for i in range(0, len(items), step)]
 
 
 def write_archive(
@@ -434,25 +447,29 @@ def write_archive(
     layers = [layer for layer in layers if len(layer.frame)]
     if not layers:
         return None
-    raw: dict[int, list[bytes]] = {}
     stats: list[Any] = []
-    for layer in layers:
-        tiles, layer_stats = _encode(layer)
-        for tile_id, data in tiles.items():
-            raw.setdefault(tile_id, []).append(data)
-        stats.append(layer_stats)
-    if not raw:
-        return None
-    # zlib releases the GIL: a few threads compress batches of tiles
-    tile_ids = list(raw)
-    batches = [tile_ids[i :: GZIP_THREADS * 4] for i in range(GZIP_THREADS * 4)]
+    # zlib releases the GIL: threads compress batches of tiles while the next zoom is encoded
     with ThreadPoolExecutor(max_workers=GZIP_THREADS) as pool:
-        done = pool.map(lambda batch: [_gzip(raw[t]) for t in batch], batches)
-        parts = {
-            t: [data]
-            for batch, out in zip(batches, done, strict=True)
-            for t, data in zip(batch, out, strict=True)
-        }
+        pending = []
+        if len(layers) == 1:
+            zooms, layer_stats = _encode(layers[0])
+            stats.append(layer_stats)
+            for tiles in zooms:
+                pending += _compress({t: [data] for t, data in tiles.items()}, pool)
+        else:
+            raw: dict[int, list[bytes]] = {}
+            for layer in layers:
+                zooms, layer_stats = _encode(layer)
+                stats.append(layer_stats)
+                for tiles in zooms:
+                    for tile_id, data in tiles.items():
+                        raw.setdefault(tile_id, []).append(data)
+            pending += _compress(raw, pool)
+        parts: dict[int, list[bytes]] = {}
+        for batch in pending:
+            parts.update(batch.result())
+    if not parts:
+        return None
     boxes = [layer.bounds for layer in layers if layer.bounds is not None]
     vector_layers = [
         {
