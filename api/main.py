@@ -33,12 +33,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from api.dependencies import limit_parameter
 from api.errors import install_error_handlers
-from api.middleware import AllowedHostsMiddleware, HeadMiddleware
+from api.middleware import AllowedHostsMiddleware, GZipMiddleware, HeadMiddleware
 from api.models import OgcException
 from api.openapi import convert_schema, to_openapi30
 from api.provider import BuildProvider, Provider

@@ -1,12 +1,13 @@
-"""ASGI middleware of the API: HEAD on every GET route, and the allowed ``Host`` names.
+"""ASGI middleware of the API: HEAD on every GET route, the allowed ``Host`` names, gzip.
 
-Both are plain ASGI middleware installed by :func:`api.main.create_app`; the error a refused
+All are plain ASGI middleware installed by :func:`api.main.create_app`; the error a refused
 host gets is made by :func:`api.errors.error_response`, like every other error.
 """
 
 from __future__ import annotations
 
 from starlette.datastructures import Headers
+from starlette.middleware.gzip import GZipMiddleware as StarletteGZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_response
@@ -110,3 +111,23 @@ class AllowedHostsMiddleware:
             return
         msg = f"this service does not answer to host '{host}'"
         await error_response(400, msg)(scope, receive, send)
+
+
+class GZipMiddleware(StarletteGZipMiddleware):
+    """Starlette's gzip middleware, out of the way of clients that do not accept gzip.
+
+    A request without ``gzip`` in ``Accept-Encoding`` goes straight to the application
+    (Starlette would still wrap it to inspect the response headers), so that clients sending
+    no ``Accept-Encoding``, such as load generators and some GIS clients, pay nothing.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection."""
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"accept-encoding" and b"gzip" in value.lower():
+                    break
+            else:
+                await self.app(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)

@@ -375,98 +375,6 @@ def collection(request: Request, collection_id: CollectionId, provider: Provider
     return _respond(request, doc, info.title)
 
 
-def _schema(request: Request, info: CollectionInfo, kind: str, *, geometry: bool) -> dict[str, Any]:
-    """Return the queryables or sortables of a collection as a JSON Schema (Part 3)."""
-    url = _collection_url(request, info.id)
-    properties: dict[str, Any] = {}
-    for column in queryables(info):
-        entry: dict[str, Any] = {
-            "title": info.titles.get(column.name, column.name),
-            "description": column.description,
-            "type": QUERYABLE_TYPES[column.type],
-        }
-        if column.unit:
-            entry["x-ogc-unit"] = column.unit
-        properties[column.name] = entry
-    if geometry:
-        properties["geometry"] = {
-            "title": "Geometry",
-            "description": "The feature's geometry, queryable with bbox.",
-            "format": "geometry-any",
-            "x-ogc-role": "primary-geometry",
-        }
-    return {
-        "$schema": "https://json-schema.org/draft/2019-09/schema",
-        "$id": f"{url}/{kind}",
-        "type": "object",
-        "title": f"{info.title}: {kind}",
-        "description": (
-            f"The {kind} of collection '{info.id}'"
-            + (
-                ": each property can be given as a query parameter of the items, "
-                "property=value, for features whose value equals it."
-                if kind == "queryables"
-                else ": each property can be named in sortby (+name ascending, -name descending)."
-            )
-        ),
-        "properties": properties,
-        "additionalProperties": False,
-    }
-
-
-def _schema_response(request: Request, document: dict[str, Any]) -> Response:
-    if wants_html(request):
-        rows = [{"name": k, **v} for k, v in document["properties"].items()]
-        view = {"description": document["description"], "properties": rows}
-        return html_page(document["title"], view, home=base_url(request))
-    return JSONResponse(document, media_type=SCHEMA_JSON)
-
-
-_SCHEMA_CONTENT = {SCHEMA_JSON: {"schema": {"type": "object"}}}
-
-
-@router.get(
-    "/collections/{collectionId}/queryables",
-    summary="Queryables of a collection",
-    description=(
-        "The properties that can filter the items (OGC API - Features Part 3), as a JSON "
-        "Schema: their titles, types and units. Each is a query parameter of the items: "
-        "name=value keeps the features whose property equals the value."
-    ),
-    operation_id="getQueryables",
-    tags=["Capabilities"],
-    response_model=None,
-    responses=_responses(None, "The queryables.", not_found=True, content=_SCHEMA_CONTENT),
-    dependencies=[Depends(query_checker(formats=JSON_HTML_FORMATS))],
-    openapi_extra=_format_only(),
-)
-def collection_queryables(
-    request: Request, collection_id: CollectionId, provider: ProviderDep
-) -> Response:
-    """Return the queryables of a collection."""
-    info = provider.collection(collection_id)
-    return _schema_response(request, _schema(request, info, "queryables", geometry=True))
-
-
-@router.get(
-    "/collections/{collectionId}/sortables",
-    summary="Sortables of a collection",
-    description="The properties the items can be sorted by with sortby, as a JSON Schema.",
-    operation_id="getSortables",
-    tags=["Capabilities"],
-    response_model=None,
-    responses=_responses(None, "The sortables.", not_found=True, content=_SCHEMA_CONTENT),
-    dependencies=[Depends(query_checker(formats=JSON_HTML_FORMATS))],
-    openapi_extra=_format_only(),
-)
-def collection_sortables(
-    request: Request, collection_id: CollectionId, provider: ProviderDep
-) -> Response:
-    """Return the sortables of a collection."""
-    info = provider.collection(collection_id)
-    return _schema_response(request, _schema(request, info, "sortables", geometry=False))
-
-
 def _page_url(url: str, query: ItemsQuery, *, offset: int) -> str:
     params: list[tuple[str, Any]] = [("limit", query.limit)]
     if offset:
@@ -727,6 +635,98 @@ def item(
         return html_page(f"{info.title}: {feature_id}", view, home=base_url(request))
     tail = json.dumps(links, ensure_ascii=False, separators=(",", ":"))
     return RawGeoJSONResponse(feature[:-1] + b',"links":' + tail.encode() + b"}")
+
+
+def _schema(request: Request, info: CollectionInfo, kind: str, *, geometry: bool) -> dict[str, Any]:
+    """Return the queryables or sortables of a collection as a JSON Schema (Part 3)."""
+    url = _collection_url(request, info.id)
+    properties: dict[str, Any] = {}
+    for column in queryables(info):
+        entry: dict[str, Any] = {
+            "title": info.titles.get(column.name, column.name),
+            "description": column.description,
+            "type": QUERYABLE_TYPES[column.type],
+        }
+        if column.unit:
+            entry["x-ogc-unit"] = column.unit
+        properties[column.name] = entry
+    if geometry:
+        properties["geometry"] = {
+            "title": "Geometry",
+            "description": "The feature's geometry, queryable with bbox.",
+            "format": "geometry-any",
+            "x-ogc-role": "primary-geometry",
+        }
+    return {
+        "$schema": "https://json-schema.org/draft/2019-09/schema",
+        "$id": f"{url}/{kind}",
+        "type": "object",
+        "title": f"{info.title}: {kind}",
+        "description": (
+            f"The {kind} of collection '{info.id}'"
+            + (
+                ": each property can be given as a query parameter of the items, "
+                "property=value, for features whose value equals it."
+                if kind == "queryables"
+                else ": each property can be named in sortby (+name ascending, -name descending)."
+            )
+        ),
+        "properties": properties,
+        "additionalProperties": False,
+    }
+
+
+def _schema_response(request: Request, document: dict[str, Any]) -> Response:
+    if wants_html(request):
+        rows = [{"name": k, **v} for k, v in document["properties"].items()]
+        view = {"description": document["description"], "properties": rows}
+        return html_page(document["title"], view, home=base_url(request))
+    return JSONResponse(document, media_type=SCHEMA_JSON)
+
+
+_SCHEMA_CONTENT = {SCHEMA_JSON: {"schema": {"type": "object"}}}
+
+
+@router.get(
+    "/collections/{collectionId}/queryables",
+    summary="Queryables of a collection",
+    description=(
+        "The properties that can filter the items (OGC API - Features Part 3), as a JSON "
+        "Schema: their titles, types and units. Each is a query parameter of the items: "
+        "name=value keeps the features whose property equals the value."
+    ),
+    operation_id="getQueryables",
+    tags=["Capabilities"],
+    response_model=None,
+    responses=_responses(None, "The queryables.", not_found=True, content=_SCHEMA_CONTENT),
+    dependencies=[Depends(query_checker(formats=JSON_HTML_FORMATS))],
+    openapi_extra=_format_only(),
+)
+def collection_queryables(
+    request: Request, collection_id: CollectionId, provider: ProviderDep
+) -> Response:
+    """Return the queryables of a collection."""
+    info = provider.collection(collection_id)
+    return _schema_response(request, _schema(request, info, "queryables", geometry=True))
+
+
+@router.get(
+    "/collections/{collectionId}/sortables",
+    summary="Sortables of a collection",
+    description="The properties the items can be sorted by with sortby, as a JSON Schema.",
+    operation_id="getSortables",
+    tags=["Capabilities"],
+    response_model=None,
+    responses=_responses(None, "The sortables.", not_found=True, content=_SCHEMA_CONTENT),
+    dependencies=[Depends(query_checker(formats=JSON_HTML_FORMATS))],
+    openapi_extra=_format_only(),
+)
+def collection_sortables(
+    request: Request, collection_id: CollectionId, provider: ProviderDep
+) -> Response:
+    """Return the sortables of a collection."""
+    info = provider.collection(collection_id)
+    return _schema_response(request, _schema(request, info, "sortables", geometry=False))
 
 
 def collection_paths(document: dict[str, Any], infos: list[CollectionInfo]) -> None:
