@@ -121,6 +121,40 @@ def encode_varints(values: NDArray[np.integer]) -> Bytes:
     return out
 
 
+def _write_varints(out: Bytes, positions: Ints, values: NDArray[np.integer], sizes: Ints) -> None:
+    """Write the varints of values (of known byte sizes) into ``out`` at their positions."""
+    v = _narrow(values)
+    kind = v.dtype.type
+    for k in range(int(sizes.max()) if len(sizes) else 0):
+        if k:
+            sel = np.flatnonzero(sizes > k)
+            part, size, where = v[sel] >> kind(7 * k), sizes[sel], positions[sel] + k
+        else:
+            part, size, where = v, sizes, positions
+        byte = (part & kind(0x7F)).astype(np.uint8)
+        byte |= (size > k + 1).view(np.uint8) << np.uint8(7)
+        out[where] = byte
+
+
+def _pack(
+    tokens: Sequence[tuple[Ints, NDArray[np.integer]]],
+    last: NDArray[np.integer],
+    has_last: NDArray[np.bool_] | None = None,
+) -> tuple[Bytes, Ints]:
+    """Varint-encode a few tokens per row (then ``last`` where ``has_last``); bytes and sizes.
+
+    ``tokens`` are ``(count per row (0 or 1), values of the rows that have one)``.
+    """
+    n = len(tokens[0][0])
+    segments = [(c, np.asarray(v).astype(np.uint64)) for c, v in tokens]
+    present = np.ones(n, dtype=np.int64) if has_last is None else has_last.astype(np.int64)
+    segments.append((present, np.asarray(last).astype(np.uint64)))
+    flat = _interleave(n, segments)
+    sizes = varint_sizes(flat)
+    row_of = np.repeat(np.arange(n), sum(c for c, _ in segments))
+    return encode_varints(flat), np.bincount(row_of, weights=sizes, minlength=n).astype(np.int64)
+
+
 def zigzag(values: NDArray[np.integer]) -> UInts:
     """Return the zigzag encoding of signed integers (``(n << 1) ^ (n >> 63)``)."""
     n = np.asarray(values, dtype=np.int64)
@@ -780,10 +814,11 @@ def _values_tables(
     local[rows] = before[tile_of_tag[rows]] + rank
     before = before + count
     start = attributes.value_offsets[first_float]
-    matrix = attributes.value_bytes[start : start + 11 * n_floats].reshape(-1, 11)
+    # 11-byte items (numpy copies a void item at once, not byte by byte)
+    items = attributes.value_bytes[start : start + 11 * n_floats].view(np.dtype((np.void, 11)))
     parts.append(
         (
-            matrix[value[rows] - first_float].tobytes(),
+            np.take(items, value[rows] - first_float).tobytes(),
             np.concatenate([[0], np.cumsum(count) * 11]).astype(np.int64),
         )
     )
@@ -961,46 +996,57 @@ def _encode_zoom(
     local_value, value_parts = _values_tables(
         tile_of_tag, attributes.tag_value[tag_index], n_tiles, attributes
     )
-    tags = np.stack([local_key, local_value], axis=1).ravel().astype(np.uint64)
-    pair_of_tag = np.repeat(np.arange(n), n_tags)
-    tag_bytes = _segment_sum(varint_sizes(local_key) + varint_sizes(local_value), pair_of_tag, n)
-    geom_bytes = _segment_sum(varint_sizes(geom_values), np.repeat(np.arange(n), geom_len), n)
+    # byte layout of each feature (field 2 of the layer): head (field tag, length, id, tags'
+    # tag and length), tags, middle (type, geometry's tag and length), geometry
+    tag_ptr = np.concatenate([[0], np.cumsum(n_tags)])
+    key_size = np.ones(len(local_key), np.int64) if n_keys < 128 else varint_sizes(local_key)
+    value_size = varint_sizes(local_value)
+    tag_end = np.cumsum(key_size + value_size)
+    tag_cum = np.concatenate([[0], tag_end])
+    tag_bytes = tag_cum[tag_ptr[1:]] - tag_cum[tag_ptr[:-1]]
+    geom_size = varint_sizes(geom_values)
+    geom_ptr = np.concatenate([[0], np.cumsum(geom_len)])
+    geom_cum = np.concatenate([[0], np.cumsum(geom_size)])
+    geom_bytes = geom_cum[geom_ptr[1:]] - geom_cum[geom_ptr[:-1]]
     has_tags = n_tags > 0
-    feature_bytes = (
-        np.where(has_tags, 1 + varint_sizes(tag_bytes) + tag_bytes, 0)
-        + 2
-        + 1
-        + varint_sizes(geom_bytes)
-        + geom_bytes
-    )
     ones = np.ones(n, dtype=np.int64)
-    two_if_tags = np.where(has_tags, 2, 0)
-    types = family[feature].astype(np.uint64)
-    segments: list[tuple[Ints, UInts]] = [
-        (ones, np.full(n, 0x12, dtype=np.uint64)),
-        (ones, np.zeros(n, dtype=np.uint64)),  # feature length, filled below
+    middle = _pack(
+        [(ones, np.full(n, 0x18)), (ones, family[feature]), (ones, np.full(n, 0x22))],
+        geom_bytes,
+    )
+    feature_bytes = (
+        np.where(has_tags, 1 + varint_sizes(tag_bytes), 0) + tag_bytes + middle[1] + geom_bytes
+    )
+    head_tokens: list[tuple[Ints, NDArray[np.integer]]] = [
+        (ones, np.full(n, 0x12)),
+        (ones, feature_bytes),
     ]
     if ids is not None:
         feature_bytes = feature_bytes + 1 + varint_sizes(ids[feature])
-        segments.append((2 * ones, np.stack([np.full(n, 8, np.uint64), ids[feature]], 1).ravel()))
-    segments[1] = (ones, feature_bytes.astype(np.uint64))
-    header = np.stack([np.full(n, 0x12, np.uint64), tag_bytes.astype(np.uint64)], axis=1)[
-        has_tags
-    ].ravel()
-    segments += [
-        (two_if_tags, header),
-        (2 * n_tags, tags),
-        (2 * ones, np.stack([np.full(n, 0x18, np.uint64), types], axis=1).ravel()),
-        (
-            2 * ones,
-            np.stack([np.full(n, 0x22, np.uint64), geom_bytes.astype(np.uint64)], 1).ravel(),
-        ),
-        (geom_len, geom_values),
-    ]
-    encoded = encode_varints(_interleave(n, segments))
-    pair_bytes = 1 + varint_sizes(feature_bytes) + feature_bytes
+        head_tokens[1] = (ones, feature_bytes)
+        head_tokens += [(ones, np.full(n, 8)), (ones, ids[feature])]
+    head_tokens.append((has_tags.astype(np.int64), np.full(int(has_tags.sum()), 0x12)))
+    front = _pack(head_tokens, tag_bytes[has_tags], has_tags)
+    pair_bytes = front[1] + tag_bytes + middle[1] + geom_bytes
     pair_end = np.cumsum(pair_bytes)
-    tile_start = (pair_end - pair_bytes)[tile_first]
+    pair_start = pair_end - pair_bytes
+    encoded = np.empty(int(pair_end[-1]), dtype=np.uint8)
+    encoded[ragged_index(pair_start, front[1])] = front[0]
+    tags_at = pair_start + front[1]
+    pair_of_tag = np.repeat(np.arange(n), n_tags)
+    tag_pos = (tag_end - key_size - value_size) + (tags_at - tag_cum[tag_ptr[:-1]])[pair_of_tag]
+    if n_keys < 128:
+        encoded[tag_pos] = local_key.astype(np.uint8)
+    else:
+        _write_varints(encoded, tag_pos, local_key, key_size)
+    _write_varints(encoded, tag_pos + key_size, local_value, value_size)
+    middle_at = tags_at + tag_bytes
+    encoded[ragged_index(middle_at, middle[1])] = middle[0]
+    geom_at = middle_at + middle[1]
+    pair_of_geom = np.repeat(np.arange(n), geom_len)
+    geom_pos = geom_cum[:-1] + (geom_at - geom_cum[geom_ptr[:-1]])[pair_of_geom]
+    _write_varints(encoded, geom_pos, geom_values, geom_size)
+    tile_start = pair_start[tile_first]
     tile_end = np.append(tile_start[1:], pair_end[-1])
     blob = encoded.tobytes()
     ids_of_tiles = tile_ids(z, tx[tile_first], ty[tile_first]).tolist()
