@@ -53,6 +53,23 @@ _TAGS = [
     {"name": "Service", "description": "Operations and monitoring."},
 ]
 
+#: The URL contract of the map service, appended to the description of ``/api``.
+URL_CONTRACT = (
+    "\n\nURLs. One build: everything at the root. Several builds (usm serve DIR [DIR ...]): "
+    "the first is also at the root; GET /cities lists every build served (id: a slug of the "
+    "city name, name, href of its landing page, bbox) and each build's full API lives under "
+    "/cities/{cityId}/ with the same paths. Features: /collections, "
+    "/collections/{collectionId}/items (property filters, sortby, properties, f=html|csv|gpkg), "
+    "/collections/{collectionId}/queryables. Diagnosis: "
+    "/collections/{units|hex|hex_r<N>}/items/{featureId}/diagnosis (JSON). Vector tiles (OGC "
+    "API - Tiles, WebMercatorQuad, MVT layer name = collectionId): "
+    "/collections/{collectionId}/tiles/WebMercatorQuad/{z}/{y}/{x} and its tilejson.json; "
+    "basemap /tiles/basemap/WebMercatorQuad/{z}/{y}/{x}; density surface "
+    "/collections/risk_surface/map/tiles/WebMercatorQuad/{z}/{y}/{x} with "
+    "/collections/risk_surface/legend. Tile, TileJSON and diagnosis responses carry an ETag "
+    "naming the build and Cache-Control. Errors are problem details (RFC 7807)."
+)
+
 #: Responses smaller than this many bytes are not compressed (a gzip header and a round of
 #: deflate cost more than they save on a small document).
 GZIP_MINIMUM_SIZE = 1024
@@ -191,6 +208,8 @@ def _finish(document: dict[str, Any], settings: Settings, provider: Provider) ->
     feature of that collection as example, so that the examples describe a real feature. The
     error schema is added and FastAPI's 422, which the API never returns, removed.
     """
+    info = document.setdefault("info", {})
+    info["description"] = str(info.get("description") or "") + URL_CONTRACT
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas["OgcException"] = convert_schema(
         OgcException.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -71,6 +71,7 @@ def test_each_city_has_its_api_under_its_prefix(two: TestClient) -> None:
     assert diagnosis.headers["etag"] == '"testville-1"'
     api = two.get("/cities/testville-sur-mer/api").json()
     assert api["servers"] == [{"url": "/cities/testville-sur-mer"}]
+    assert "/cities/{cityId}/" in api["info"]["description"]  # the URL contract
     head = two.head("/cities/testville-sur-mer/collections")
     assert head.status_code == 200 and head.content == b""
 

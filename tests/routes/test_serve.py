@@ -1,7 +1,10 @@
-"""``usm serve`` as a user runs it: port errors exit 2 with one line, --base-url, Ctrl+C."""
+"""``usm serve`` as a user runs it: port errors exit 2 with one line, --base-url, Ctrl+C,
+several builds."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -102,3 +105,37 @@ def test_serve_with_base_url_then_ctrl_c(build_dir: Path) -> None:
     assert process.returncode == 0, err
     assert f"http://127.0.0.1:{port}/ (links: {base}/)" in out
     assert "Traceback" not in err
+
+
+def test_serve_several_builds(build_dir: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other" / "public"
+    shutil.copytree(build_dir / "public", other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["city"] = {"name": "Otherton"}
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    port = _free_port()
+    command = [*USM, "serve", str(build_dir), str(other.parent), "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        with httpx.Client(trust_env=False, timeout=2) as client:
+            while True:
+                assert process.poll() is None, process.communicate()
+                try:
+                    response = client.get(f"http://127.0.0.1:{port}/cities")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "the server did not start"
+                    time.sleep(0.2)
+            ids = [c["id"] for c in response.json()["cities"]]
+            assert ids == ["camden-synthetic", "otherton"]
+            landing = client.get(f"http://127.0.0.1:{port}/cities/otherton/").json()
+            assert landing["build"]["city"] == "Otherton"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert "cities: /cities/camden-synthetic/, /cities/otherton/" in out
