@@ -350,3 +350,16 @@ def test_collapsed_rings_and_points() -> None:
     decoded = mapbox_vector_tile.decode(tiles[0])["t"]["features"]
     assert [f["properties"]["n"] for f in decoded] == [2]
     assert decoded[0]["geometry"]["type"] == "MultiPoint"
+
+
+def test_feature_ids_and_a_layer_without_attributes() -> None:
+    squares = np.array([shapely.box(5e3 + i * 1e3, 5e3, 5.5e3 + i * 1e3, 5.5e3) for i in range(3)])
+    attributes = mvt.prepare_attributes(pd.DataFrame(index=range(3)), {})
+    ids = np.array([7, 300, 2**40])
+    tiles = mvt.encode_layer("t", squares, attributes, 10, 10, ids=ids)
+    (data,) = tiles.values()
+    decoded = mapbox_vector_tile.decode(data)["t"]
+    assert [f["id"] for f in decoded["features"]] == ids.tolist()
+    assert all(f["properties"] == {} for f in decoded["features"])
+    layer = _raw_layer(data)
+    assert list(layer.keys) == [] and list(layer.values) == []
