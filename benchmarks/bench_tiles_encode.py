@@ -13,14 +13,16 @@ is tiled at its 6 zoom levels (:func:`geo_usm.tiles.hex_zoom_range`, 12 to 17) t
   before (extent 4096, buffer 80, no simplification, no size or feature limit), which also
   writes a gzip PMTiles file.
 
-Printed per size: seconds of each, the ratio, tiles and bytes of each archive, and the
-encoder's microseconds per (feature, zoom) pair. Target: the full size under 10 s. GDAL takes
+Printed per size: seconds of each, the ratio, tiles and bytes of each archive, the encoder's
+microseconds per hex and zoom, and its phases timed apart in one thread (projection and
+attributes, encoding, gzip of the raw tiles). Target: the full size under 10 s. GDAL takes
 minutes at the full size (``--no-gdal-above N`` skips it above N hexes).
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
 import sys
 import tempfile
@@ -38,9 +40,11 @@ import shapely
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from geo_usm import geo, mvt  # noqa: E402
 from geo_usm.tiles import (  # noqa: E402
     BUFFER,
     EXTENT,
+    GZIP_LEVEL,
     Archive,
     TileLayer,
     hex_zoom_range,
@@ -95,6 +99,28 @@ def run_geo_usm(frame: gpd.GeoDataFrame, fields: dict[str, str], out: Path) -> f
     return time.perf_counter() - started
 
 
+def phases(frame: gpd.GeoDataFrame, fields: dict[str, str]) -> dict[str, float]:
+    """Time the encoder's phases apart (one thread): projection and attributes, encode, gzip."""
+    minzoom, maxzoom = hex_zoom_range(RESOLUTION)
+    started = time.perf_counter()
+    lonlat = geo.to_crs(np.asarray(frame.geometry.values), frame.crs, geo.WGS84)
+    geoms = mvt.wgs84_to_mercator(lonlat)
+    attributes = mvt.prepare_attributes(pd.DataFrame(frame[list(fields)]), fields)
+    prepared = time.perf_counter()
+    tiles = mvt.encode_layer("hex", geoms, attributes, minzoom, maxzoom)
+    encoded = time.perf_counter()
+    raw = sum(len(t) for t in tiles.values())
+    for data in tiles.values():
+        gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+    done = time.perf_counter()
+    return {
+        "prepare": prepared - started,
+        "encode": encoded - prepared,
+        "gzip": done - encoded,
+        "raw_mb": raw / 1e6,
+    }
+
+
 def run_gdal(frame: gpd.GeoDataFrame, out: Path) -> float:
     """Write the archive with GDAL's MVT writer (the build's former options); return seconds."""
     minzoom, maxzoom = hex_zoom_range(RESOLUTION)
@@ -140,6 +166,12 @@ def main() -> None:
                 f"geo_usm {ours:7.2f} s ({ours_tiles:,} tiles, "
                 f"{ours_path.stat().st_size / 1e6:.1f} MB, "
                 f"{ours / (len(frame) * (maxzoom - minzoom + 1)) * 1e6:.1f} us per hex and zoom)"
+            )
+            parts = phases(frame, fields)
+            line += (
+                f" [apart, one thread: projection and attributes {parts['prepare']:.2f} s, "
+                f"encode {parts['encode']:.2f} s, gzip level {GZIP_LEVEL} of "
+                f"{parts['raw_mb']:.0f} MB {parts['gzip']:.2f} s]"
             )
             if len(frame) <= args.no_gdal_above:
                 gdal = run_gdal(frame, gdal_path)

@@ -21,11 +21,16 @@ How (per zoom level, all features at once)
   with array arithmetic.
 - Attributes: every distinct value of the layer is encoded once as a ``Value`` message (string,
   double for floats, int or sint for integers, bool); NULLs are omitted. Per tile, the keys and
-  values tables hold only what the tile's features use, each value once (a sort of packed
-  ``(tile, value, position)`` integers), and the tags are ``(key, value)`` indexes into them.
-- Protobuf: every field of the features is a varint (tags, lengths, commands), so the features
-  of a zoom are one flat integer array, varint-encoded in one pass; a tile's features are one
+  values tables hold only what the tile's features use, each value once: the values several
+  tags share are deduplicated per tile by sorting packed ``(tile, value, position)`` integers;
+  a value only one tag uses cannot repeat within a tile and is appended in tag order (doubles as
+  11-byte items). The tags are ``(key, value)`` indexes into the tables.
+- Protobuf: the byte size of every feature follows from the varint sizes of its tags and
+  geometry integers, so the features of a zoom are one byte array written at computed
+  positions (varints seven bits at a time, for all values at once); a tile's features are one
   slice of it. Only the assembly of each tile (a few byte strings) is a Python loop.
+- Cost: ``benchmarks/bench_tiles_encode.py`` times it against GDAL's MVT writer on the same
+  synthetic grid (the encoder and the gzip of its tiles are reported apart).
 
 Simplification (``simplification`` in tile units, per zoom) is for basemap lines and polygons
 only; grids are never simplified.
@@ -64,7 +69,6 @@ SUMMARY_VALUES = 100
 
 _MOVE_TO_1 = 9  # command 1, count 1
 _CLOSE_PATH = 15  # command 7, count 1
-_LAYER_TAIL = b"\x28\x80\x20\x78\x02"  # extent 4096 (field 5), version 2 (field 15)
 
 
 # --- protobuf primitives --------------------------------------------------------------------------
@@ -86,6 +90,10 @@ def _narrow(values: NDArray[np.integer]) -> NDArray[np.unsignedinteger]:
     if len(v) and int(v.max()) < 2**32:
         return v.astype(np.uint32, copy=False)
     return v.astype(np.uint64, copy=False)
+
+
+#: The last fields of every layer: extent (field 5) and version 2 (field 15).
+_LAYER_TAIL = b"\x28" + varint(EXTENT) + b"\x78\x02"
 
 
 def varint_sizes(values: NDArray[np.integer]) -> Ints:

@@ -30,9 +30,10 @@ Conventions
   over-zoom them; they are not drawn at smaller zooms) and parks from :data:`PARKS_MINZOOM`
   (both kept within the basemap's zooms); streets and parks keep only their geometry and
   ``name``, and are simplified by one tile unit.
-- Cost: about 1 to 2 microseconds per feature and zoom level plus a few tenths of a
-  microsecond per attribute value (GDAL's MVT writer, used before, took 50 and 6): see
-  ``benchmarks/bench_tiles_encode.py``.
+- Cost (this 2-core machine, shared, load average about 3): Camden's four archives in 0.6 to
+  0.9 s (GDAL's MVT writer, used before: 4.4 s); a synthetic grid of 85,000 hexagons with 54
+  columns over its 6 zoom levels makes about 480 MB of raw tiles, whose gzip alone takes about
+  10 s of CPU (``benchmarks/bench_tiles_encode.py``, against GDAL's writer).
 - The density surface (``public/risk_surface.tif``, a float32 COG in crimes per km2) is
   rendered on request as 256-pixel PNG tiles with rio-tiler, classified with the fixed colour
   scale :data:`SURFACE_BREAKS` / :data:`SURFACE_COLORS` (:func:`surface_legend`).
