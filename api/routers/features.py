@@ -1,9 +1,12 @@
-"""OGC API - Features Part 1: landing page, conformance, collections and items.
+"""OGC API - Features: landing page, conformance, collections, items, queryables, diagnoses.
 
 Each route parses its query (:mod:`api.dependencies`), calls the provider and serialises; the
-items pages are joined from the provider's pre-serialised GeoJSON features. Routes are plain
-functions: FastAPI runs them in its thread pool, so serialising a large page never blocks the
-event loop.
+items pages are joined from the provider's pre-serialised GeoJSON features (property filters,
+``sortby`` and ``properties`` take the provider's slower path). Every resource has an HTML view
+(``f=html``, or a browser's ``Accept``; :func:`api.responses.html_page`), the items also CSV and
+GeoPackage downloads. Each collection's own items path, with its typed filters, is added to the
+OpenAPI document by :func:`collection_paths`. Routes are plain functions: FastAPI runs them in
+its thread pool, so serialising a large page never blocks the event loop.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from api.models import (
     FeatureGeoJSON,
     LandingPage,
 )
-from api.provider import CRS84, CollectionInfo, Provider
+from api.provider import CRS84, CollectionInfo, ItemsPage, Provider
 from api.responses import (
     BUILD_CACHE_CONTROL,
     CSV,
@@ -480,7 +483,7 @@ def _items_html(
     collection_id: str,
     features: list[bytes],
     links: list[dict[str, str]],
-    page: Any,
+    page: ItemsPage,
 ) -> HTMLResponse:
     url = _collection_url(request, collection_id)
     rows = []
@@ -496,7 +499,7 @@ def _items_html(
             }
         )
     view = {
-        "links": [dict(ln, href=ln["href"]) for ln in links],
+        "links": links,
         "numberMatched": page.number_matched,
         "numberReturned": len(features),
         "features": rows,
