@@ -888,7 +888,7 @@ def hotspot_evaluation(
             if var not in grid.monthly:
                 continue
             months, table = grid.monthly[var]
-            keep = np.ones(len(grid.ids), dtype=bool)
+            keep = grid.area_m2 > 0  # a unit wholly outside the study area flags no area
             if grid.outside is not None:
                 keep &= ~grid.outside
             t = table[keep].astype(float)

@@ -1223,8 +1223,9 @@ def _peer_groups(
     silhouettes: dict[str, float] = {}
     best: tuple[float, int, np.ndarray] | None = None
     sample = min(n_ok, SILHOUETTE_SAMPLE)
+    distinct = len(np.unique(np.round(scores, 12), axis=0))  # repeated profiles
     with threadpool_limits(1):  # small data: threads only contend (and stay deterministic)
-        for k in range(k_lo, min(k_hi, n_ok - 1) + 1):
+        for k in range(k_lo, min(k_hi, n_ok - 1, distinct - 1) + 1):
             km = KMeans(n_clusters=k, n_init=KMEANS_INIT, random_state=config.seed)
             labels = km.fit_predict(scores)
             if len(np.unique(labels)) < 2:

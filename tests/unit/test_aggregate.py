@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import pytest
+import rasterio
 import shapely
 
 from geo_usm.errors import InputError, ProblemsError
@@ -167,6 +168,9 @@ def test_catalogue_declares_every_column(toy):
         path = d / "out" / layer["file"]
         if path.suffix == ".parquet":
             columns = list(pd.read_parquet(path).columns)
+        elif path.suffix == ".tif":  # a raster: its columns are the bands
+            with rasterio.open(path) as src:
+                columns = list(src.descriptions)
         else:
             info = pyogrio.read_info(path, layer=layer["name"])
             columns = list(info["fields"])
@@ -189,6 +193,7 @@ def test_artefacts_hashes(toy):
     assert stores == {
         "public/diagnosis.gpkg": "public",
         "public/aggregates.parquet": "public",
+        "public/risk_surface.tif": "public",
         "private/records.gpkg": "private",
     }
 

@@ -16,6 +16,12 @@ CAMDEN_PUBLIC_LAYERS = {
     "crosswalk",
     "indicators",
     "indicator_gaps",
+    "hotspots",
+    "time_series",
+    "hotspot_evaluation",
+    "explanations",
+    "peer_groups",
+    "priority_areas",
 }
 RECORD_LEVEL = {
     "source_row",
@@ -39,7 +45,12 @@ def test_public_part_has_no_record_level_data(which, request):
         "aggregates.parquet",
         "diagnosis.gpkg",
         "manifest.json",
+        "risk_surface.tif",
+        "tiles",
     ]
+    # tiles: the grids, and a basemap of infrastructure only (streets, public space)
+    tilesets = {p.name for p in (public / "tiles").iterdir()}
+    assert tilesets == {"hex.pmtiles", "hex_r8.pmtiles", "units.pmtiles", "basemap.pmtiles"}
     layers = {str(n) for n, _ in pyogrio.list_layers(public / "diagnosis.gpkg")}
     if which == "camden_result":
         assert layers == CAMDEN_PUBLIC_LAYERS
@@ -48,6 +59,8 @@ def test_public_part_has_no_record_level_data(which, request):
     for layer in layers:
         info = pyogrio.read_info(public / "diagnosis.gpkg", layer=layer)
         columns = set(info["fields"])
+        if layer == "priority_areas":  # why a unit needs attention, not a reject's reason
+            columns.discard("reason")
         assert not columns & RECORD_LEVEL, (layer, columns & RECORD_LEVEL)
         if layer in ("hex", "hex_r8", "units"):
             # a layer's accepted-record count is the most a grid can hold: aggregates only
