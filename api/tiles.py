@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -305,7 +306,7 @@ def tileset_document(
     title: str,
     base: str,
     data_type: str = "vector",
-    columns: dict[str, tuple[str, str]] | None = None,
+    columns: Mapping[str, tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Return the OGC API - Tiles tileset metadata of a vector tileset.
 
