@@ -298,7 +298,7 @@ def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/") + prefix
 
 
-def _quality(accept: str) -> dict[str, float]:
+def accept_quality(accept: str) -> dict[str, float]:
     """Return the q-value of each media range of an ``Accept`` header (malformed q: 0)."""
     out: dict[str, float] = {}
     for part in accept.split(","):
@@ -331,7 +331,7 @@ def wants_html(request: Request) -> bool:
     accept = request.headers.get("accept")
     if not accept or "html" not in accept:
         return False
-    q = _quality(accept)
+    q = accept_quality(accept)
     html_q = max(q.get("text/html", 0.0), q.get("application/xhtml+xml", 0.0))
     json_q = max(q.get("application/json", 0.0), q.get("application/geo+json", 0.0))
     return html_q > 0.0 and html_q >= json_q

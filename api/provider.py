@@ -24,7 +24,6 @@ one provider each (see :mod:`api.main`).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 from abc import ABC, abstractmethod
@@ -41,7 +40,7 @@ import shapely
 
 from geo_usm import store
 from geo_usm.catalog import Catalog, Column, OutputLayer
-from geo_usm.diagnosis import SECTIONS, Diagnoses
+from geo_usm.diagnosis import SECTIONS, Diagnoses, json_value
 from geo_usm.errors import BuildError, NotFoundError
 
 #: CRS of every geometry served (WGS 84 longitude, latitude).
@@ -529,28 +528,9 @@ def _build_info(public: Path, manifest: dict[str, Any]) -> BuildInfo:
     )
 
 
-def _plain(value: Any) -> Any:
-    """Return a JSON-ready Python value (NaN, NA and NaT become None)."""
-    if value is None:
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return None if pd.isna(value) else value.isoformat()
-    if isinstance(value, bytes):
-        return value.hex()
-    if pd.api.types.is_scalar(value) and pd.isna(value):
-        return None
-    return str(value)
-
-
 def _values(series: pd.Series, column: Column) -> list[Any]:
     """Return a column's JSON-ready values; integral floats of an integer column become ints."""
-    values = [_plain(v) for v in series.tolist()]
+    values = [json_value(v) for v in series.tolist()]
     if column.type == "integer":  # a NULL makes the reader return floats
         values = [int(v) if isinstance(v, float) and v.is_integer() else v for v in values]
     return values

@@ -117,6 +117,8 @@ def json_value(value: Any) -> Any:
         return value
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return None if pd.isna(value) else value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
     if pd.api.types.is_scalar(value) and pd.isna(value):
         return None
     return str(value)

@@ -48,6 +48,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api.dependencies import (
     JSON_FORMATS,
+    accept_quality,
     base_url,
     check_query,
     format_parameter,
@@ -76,25 +77,6 @@ ProviderDep = Annotated[Provider, Depends(get_provider)]
 # --- content negotiation of / ------------------------------------------------------------------
 
 
-def _quality(accept: str) -> dict[str, float]:
-    """Return the q-value of each media range of an ``Accept`` header (malformed q: 0)."""
-    out: dict[str, float] = {}
-    for part in accept.split(","):
-        media, *params = (p.strip() for p in part.split(";"))
-        if not media:
-            continue
-        q = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        out[media.lower()] = max(q, out.get(media.lower(), 0.0))
-    return out
-
-
 def wants_html(accept: str | None) -> bool:
     """Return whether a request's ``Accept`` header prefers HTML to JSON.
 
@@ -104,7 +86,7 @@ def wants_html(accept: str | None) -> bool:
     """
     if not accept:
         return False
-    q = _quality(accept)
+    q = accept_quality(accept)
     html_q = max(q.get("text/html", 0.0), q.get("application/xhtml+xml", 0.0))
     json_q = max(q.get("application/json", 0.0), q.get("application/geo+json", 0.0))
     return html_q > 0.0 and html_q >= json_q
