@@ -328,7 +328,11 @@ def wants_html(request: Request) -> bool:
     fmt = request.query_params.get("f")
     if fmt is not None:
         return fmt == "html"
-    accept = request.headers.get("accept")
+    return accepts_html(request.headers.get("accept"))
+
+
+def accepts_html(accept: str | None) -> bool:
+    """Return whether an ``Accept`` header prefers HTML to JSON (see :func:`wants_html`)."""
     if not accept or "html" not in accept:
         return False
     q = accept_quality(accept)

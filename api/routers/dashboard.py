@@ -48,12 +48,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api.dependencies import (
     JSON_FORMATS,
-    accept_quality,
     base_url,
     check_query,
     format_parameter,
     get_provider,
     query_checker,
+    wants_html,
 )
 from api.provider import Provider
 from api.routers.features import BAD_REQUEST, SERVER_ERROR, landing_page
@@ -77,25 +77,10 @@ ProviderDep = Annotated[Provider, Depends(get_provider)]
 # --- content negotiation of / ------------------------------------------------------------------
 
 
-def wants_html(accept: str | None) -> bool:
-    """Return whether a request's ``Accept`` header prefers HTML to JSON.
-
-    HTML must be named explicitly (``text/html`` or ``application/xhtml+xml``) with a q-value
-    of at least that of ``application/json``; wildcards (``*/*``) alone keep JSON, so that
-    clients sending no preference get the landing page JSON.
-    """
-    if not accept:
-        return False
-    q = accept_quality(accept)
-    html_q = max(q.get("text/html", 0.0), q.get("application/xhtml+xml", 0.0))
-    json_q = max(q.get("application/json", 0.0), q.get("application/geo+json", 0.0))
-    return html_q > 0.0 and html_q >= json_q
-
-
 @router.get("/", include_in_schema=False)
 def root(request: Request, provider: ProviderDep) -> Response:
-    """Return the dashboard to browsers and the landing page JSON to anything else."""
-    if request.query_params.get("f") is None and wants_html(request.headers.get("accept")):
+    """Return the dashboard to browsers (and ``f=html``), the landing page JSON otherwise."""
+    if wants_html(request):
         check_query(request, (), ("html",))
         response: Response = dashboard_page(request, provider)
     else:

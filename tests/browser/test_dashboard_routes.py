@@ -11,7 +11,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from api.routers.dashboard import CLASSES, numeric_classes, wants_html
+from api.dependencies import accepts_html
+from api.routers.dashboard import CLASSES, numeric_classes
 from tests.fixtures.live_server import LiveServer
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -37,7 +38,7 @@ def http(dashboard_server: LiveServer) -> Iterator[httpx.Client]:
     ],
 )
 def test_wants_html(accept: str | None, html: bool) -> None:
-    assert wants_html(accept) is html
+    assert accepts_html(accept) is html
 
 
 def test_root_is_the_dashboard_for_browsers_and_json_otherwise(http: httpx.Client) -> None:

@@ -60,7 +60,13 @@ def test_f_json_is_accepted(client: TestClient) -> None:
     assert client.get("/", params={"f": "json"}).status_code == 200
 
 
-@pytest.mark.parametrize("query", ["f=xml", "f=html", "foo=1", "f=json&f=json"])
+def test_f_html_is_the_dashboard(client: TestClient) -> None:
+    response = client.get("/", params={"f": "html"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("query", ["f=xml", "foo=1", "f=json&f=json", "f=html&f=html"])
 def test_bad_query_is_400(client: TestClient, query: str) -> None:
     response = client.get(f"/?{query}")
     assert response.status_code == 400
