@@ -20,9 +20,10 @@ Conventions
 - Zoom levels of a hexagon grid follow its H3 resolution (:func:`hex_zoom_range`): ``minzoom``
   is the first zoom at which a hexagon of average size is at least :data:`MIN_PIXELS` pixels
   across (256-pixel tiles, at the equator; hexagons look larger at higher latitudes), and
-  ``maxzoom`` is :data:`ZOOM_SPAN` levels deeper, where it is 64 pixels across and a tile unit
-  is under a metre for resolution 9 (clients over-zoom beyond ``maxzoom``). Resolution 8 gives
-  9-14, 9 gives 10-15, 10 gives 12-17. The admin units use the same rule with the side of a
+  ``maxzoom`` is :data:`ZOOM_SPAN` levels deeper, where it is 16 pixels across and a tile unit
+  is about a metre for resolution 9 (clients over-zoom beyond ``maxzoom``, losslessly but for
+  that quantisation; each deeper level would quadruple the tiles). Resolution 8 gives 9-12, 9
+  gives 10-13, 10 gives 12-15. The admin units use the same rule with the side of a
   square of their median area, but start no later than the zoom at which the whole study area
   spans :data:`OVERVIEW_PIXELS` pixels, so that the city's units are there at its overview.
 - The basemap (layers ``study_area``, ``boundaries``, ``streets``, ``parks``, those the build
@@ -95,14 +96,14 @@ BASEMAP_FIELDS: dict[str, tuple[str, ...]] = {
 #: Smallest size of a grid feature, in pixels, at a grid's first zoom level.
 MIN_PIXELS = 2
 #: Zoom levels of a grid after its first.
-ZOOM_SPAN = 5
+ZOOM_SPAN = 3
 #: The admin units start no later than the zoom at which the study area spans this many pixels.
 OVERVIEW_PIXELS = 512
 #: Deepest zoom of a tileset.
 MAX_ZOOM = 22
 #: The one zoom of the basemap's streets (clients over-zoom it; the streets are the most
 #: features of a build) and the first zoom of its parks (both within the basemap's zoom levels).
-STREETS_ZOOM = 14
+STREETS_ZOOM = 13
 PARKS_MINZOOM = 12
 #: Size in metres of a pixel at zoom 0 on the equator (256-pixel tiles).
 Z0_PIXEL_M = 2 * math.pi * 6378137.0 / 256
@@ -156,8 +157,8 @@ def hex_zoom_range(resolution: int) -> tuple[int, int]:
     """Return the zoom levels of the hexagon grid at an H3 resolution.
 
     The size is the flat-to-flat width of a hexagon of H3's average edge length at that
-    resolution (:func:`zoom_range_for_size`): resolution 8 gives ``(9, 14)``, 9 gives
-    ``(10, 15)``, 10 gives ``(12, 17)``.
+    resolution (:func:`zoom_range_for_size`): resolution 8 gives ``(9, 12)``, 9 gives
+    ``(10, 13)``, 10 gives ``(12, 15)``.
     """
     width = math.sqrt(3) * float(h3.average_hexagon_edge_length(resolution, unit="m"))
     return zoom_range_for_size(width)

@@ -108,8 +108,8 @@ def test_manifest_section_declares_every_tileset(tiled: dict[str, Any]) -> None:
         assert entry["extent"] == 4096
         west, south, east, north = entry["bounds"]
         assert -0.3 < west < east < 0.0 and 51.4 < south < north < 51.7
-    assert (section["hex"]["minzoom"], section["hex"]["maxzoom"]) == hex_zoom_range(9) == (10, 15)
-    assert (section["hex_r8"]["minzoom"], section["hex_r8"]["maxzoom"]) == (9, 14)
+    assert (section["hex"]["minzoom"], section["hex"]["maxzoom"]) == hex_zoom_range(9) == (10, 13)
+    assert (section["hex_r8"]["minzoom"], section["hex_r8"]["maxzoom"]) == (9, 12)
     assert [layer["id"] for layer in section["basemap"]["layers"]] == ["study_area", "boundaries"]
 
 
@@ -178,7 +178,7 @@ def test_empty_tile_is_204_and_outside_limits_is_404(tclient: TestClient) -> Non
     assert empty.headers["etag"] == f'"{BUILD_ID}"'
     below = tclient.get("/collections/hex/tiles/WebMercatorQuad/3/0/0")
     assert below.status_code == 404
-    assert "zoom levels 10 to 15" in below.json()["description"]
+    assert "zoom levels 10 to 13" in below.json()["description"]
     outside = tclient.get("/collections/hex/tiles/WebMercatorQuad/12/4096/0")
     assert outside.status_code == 404
     for bad in ("12/-1/0", "x/0/0", "25/0/0"):
@@ -208,7 +208,7 @@ def test_tilejson(tclient: TestClient, tiled: dict[str, Any]) -> None:
     doc = response.json()
     assert doc["tilejson"] == "3.0.0"
     assert doc["tiles"] == ["http://testserver/collections/hex/tiles/WebMercatorQuad/{z}/{y}/{x}"]
-    assert (doc["minzoom"], doc["maxzoom"]) == (10, 15)
+    assert (doc["minzoom"], doc["maxzoom"]) == (10, 13)
     assert doc["bounds"] == pytest.approx(tiled["section"]["hex"]["bounds"], abs=1e-6)
     assert doc["attribution"]
     (layer,) = doc["vector_layers"]
