@@ -456,7 +456,12 @@ def hotspot_tests(
             lisa = spatial.local_moran(yy, w, permutations=lisa_perms, seed=config.seed)
             lisa_q = spatial.fdr_bh(lisa.p_sim) if config.fdr else lisa.p_sim
             lisa_cls = spatial.lisa_class(lisa.q, lisa_q, config.alpha)
-            moran = spatial.global_moran(yy, w, permutations=config.permutations, seed=config.seed)
+            moran = spatial.global_moran(
+                yy,
+                w,
+                permutations=config.permutations if len(yy) <= GLOBAL_PERMUTATION_FEATURES else 0,
+                seed=config.seed,
+            )
             params["permutations"] = {
                 "local_moran": lisa_perms,
                 "gi_star": gi_perms if config.gi_inference == "permutation" else 0,
@@ -502,8 +507,12 @@ def hotspot_tests(
     return columns, table, section, weights
 
 
-#: Most permutations a test is given (999,999 take about 2 s on 3,000 features).
-MAX_PERMUTATIONS = 999_999
+#: Most permutations a test is given: BH then flags features when at least n / 100,000 * 20
+#: of them reach the smallest pseudo p-value (99,999 take 0.1 s on 3,000 features).
+MAX_PERMUTATIONS = 99_999
+#: Above this many features global Moran's I keeps its normal approximation (exact enough
+#: there), and its 999 full permutations (seconds) are skipped.
+GLOBAL_PERMUTATION_FEATURES = 10_000
 
 
 def _permutations(configured: int, n: int, level: float) -> int:
@@ -737,15 +746,9 @@ def emerging_hotspots(
                 continue
             t = table[keep].astype(float)
             w = spatial.subset(weights[grid.name], keep)
-            z = np.full(t.shape, np.nan)
-            p = np.full(t.shape, np.nan)
-            for j in range(t.shape[1]):  # one Gi* per month (a few dozen), vectorised inside
-                col = t[:, j]
-                if np.var(col) == 0:
-                    z[:, j], p[:, j] = 0.0, 1.0
-                    continue
-                gi = spatial.gi_star(col, w)
-                z[:, j], p[:, j] = gi.z, gi.p
+            z, p = spatial.gi_star_columns(t, w)  # every month at once
+            flat = np.ptp(t, axis=0) == 0  # a month without variation has no hotspot
+            z[:, flat], p[:, flat] = 0.0, 1.0
             result = temporal.emerging_classes(z, p, counts=t, min_periods=config.min_periods)
             if result.pattern is None:
                 section[key] = result.reason
@@ -984,6 +987,11 @@ def _jsonable(obj: Any) -> Any:
 
 
 # --- the whole analysis -------------------------------------------------------------------------
+
+#: Tables written to their own Parquet file (``public/<name>.parquet``) rather than the
+#: GeoPackage: dense monthly series run to millions of rows on a large city (a hexagon per
+#: month), which Parquet writes and reads in a fraction of the time.
+PARQUET_TABLES = frozenset({"time_series"})
 
 #: Title and description of each table the analysis may add, with its columns.
 TABLES: dict[str, tuple[str, str, tuple[Column, ...]]] = {

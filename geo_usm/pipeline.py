@@ -622,7 +622,7 @@ def _analysis_layers(
             title=title,
             description=description,
             store="public",
-            file=PUBLIC_GPKG,
+            file=f"public/{name}.parquet" if name in hotspots.PARQUET_TABLES else PUBLIC_GPKG,
             columns=columns,
         )
         for name, (title, description, columns) in {**hotspots.TABLES, **indices.TABLES}.items()

@@ -455,25 +455,56 @@ def gi_star(
     k = np.diff(wb.indptr)
     lag = wb @ yv
     total = yv.sum()
-    card = k + 1.0
     nan = np.full(n, np.nan)
     if n < 2 or np.ptp(yv) == 0 or total == 0:
         return GiResult(
             z=nan, p=nan.copy(), p_sim=nan.copy() if permutations else None, g=nan.copy()
         )
     g = (lag + yv) / total
-    mean = total / n
-    var = np.mean((yv - mean) ** 2)
-    expected = card / n
-    variance = card * (n - card) / (n - 1) / n**2 * var / mean**2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.where(variance > 0, (g - expected) / np.sqrt(variance), np.nan)
+    z = _gi_z(yv[:, None], wb, lag[:, None])[:, 0]
     p_sim = None
     if permutations:
         up = np.full(n, total > 0)
         larger = _count_larger(yv, k, lag, up, permutations, _rng(seed))
         p_sim = np.where(k > 0, _folded(larger, permutations), np.nan)
     return GiResult(z=z, p=_two_sided(z), p_sim=p_sim, g=g)
+
+
+def _gi_z(y: np.ndarray, wb: sparse.csr_matrix, lag: np.ndarray) -> np.ndarray:
+    """Return the analytic Gi* z-scores of every column of ``y`` (features x columns).
+
+    ``wb`` is the binary pattern without the diagonal and ``lag = wb @ y``; columns whose values
+    are all equal (or sum to 0) are NaN.
+    """
+    n = y.shape[0]
+    card = np.diff(wb.indptr)[:, None] + 1.0
+    total = y.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / n
+        var = y.var(axis=0)
+        g = (lag + y) / total
+        variance = card * (n - card) / (n - 1) / n**2 * var / mean**2
+        z = np.where(variance > 0, (g - card / n) / np.sqrt(variance), np.nan)
+    z[:, (np.ptp(y, axis=0) == 0) | (total == 0)] = np.nan
+    return z
+
+
+def gi_star_columns(
+    y: np.ndarray, w: sparse.spmatrix | sparse.sparray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return analytic Gi* z-scores and two-sided p-values of each column of ``y``.
+
+    The same statistic as :func:`gi_star` (binary weights, the feature itself included) for a
+    features x columns matrix at once, e.g. every month of a space-time cube. Columns whose
+    values are all equal are NaN.
+    """
+    yv = np.asarray(y, dtype=float)
+    if yv.ndim != 2 or not np.isfinite(yv).all():
+        msg = "y must be a finite 2-D array (features x columns)"
+        raise ValueError(msg)
+    wb = _pattern(w, yv.shape[0])
+    z = _gi_z(yv, wb, wb @ yv)
+    return z, _two_sided(z)
 
 
 # --------------------------------------------------------------------------------------------

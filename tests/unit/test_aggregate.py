@@ -194,6 +194,7 @@ def test_artefacts_hashes(toy):
         "public/diagnosis.gpkg": "public",
         "public/aggregates.parquet": "public",
         "public/risk_surface.tif": "public",
+        "public/time_series.parquet": "public",
         "private/records.gpkg": "private",
     }
 

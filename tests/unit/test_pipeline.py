@@ -125,7 +125,7 @@ def test_sample_cities_build_conserve_and_manifest(which, request):
     assert all(len(i["sha256"]) == 64 for i in manifest["inputs"])
     gpkg = out / "public" / "diagnosis.gpkg"
     private = out / "private" / "records.gpkg"
-    analysis = {"hotspots", "time_series", "hotspot_evaluation"}
+    analysis = {"hotspots", "hotspot_evaluation"}
     analysis |= {"explanations", "peer_groups", "priority_areas"}
     if which == "trafford_result":  # 36 months of burglary and a [progress] table
         analysis |= {"emerging_hotspots", "progress"}
@@ -140,6 +140,7 @@ def test_sample_cities_build_conserve_and_manifest(which, request):
         *analysis,
     }
     assert (out / "public" / "risk_surface.tif").is_file()
+    assert (out / "public" / "time_series.parquet").is_file()
     assert {"rejects", "crimes"} <= set(pyogrio.list_layers(private)[:, 0])
     units = pyogrio.read_dataframe(gpkg, layer="units")
     hexes = pyogrio.read_dataframe(gpkg, layer="hex")

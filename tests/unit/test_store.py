@@ -17,7 +17,6 @@ CAMDEN_PUBLIC_LAYERS = {
     "indicators",
     "indicator_gaps",
     "hotspots",
-    "time_series",
     "hotspot_evaluation",
     "explanations",
     "peer_groups",
@@ -47,6 +46,7 @@ def test_public_part_has_no_record_level_data(which, request):
         "manifest.json",
         "risk_surface.tif",
         "tiles",
+        "time_series.parquet",
     ]
     # tiles: the grids, and a basemap of infrastructure only (streets, public space)
     tilesets = {p.name for p in (public / "tiles").iterdir()}
