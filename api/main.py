@@ -41,7 +41,7 @@ from api.middleware import AllowedHostsMiddleware, GZipMiddleware, HeadMiddlewar
 from api.models import OgcException
 from api.openapi import convert_schema, to_openapi30
 from api.provider import BuildProvider, Provider
-from api.responses import JSON, PROBLEM_JSON
+from api.responses import JSON, PROBLEM_JSON, GzipPages
 from api.routers import dashboard, features, service, tiles
 from api.settings import Settings
 from api.tiles import TileSets
@@ -164,6 +164,7 @@ def _application(
     app.state.cities = cities
     app.state.prefix = prefix
     app.state.tilesets = TileSets(info.path, info.build_id, info.attribution)
+    app.state.gzip_pages = GzipPages()
     install_error_handlers(app)
     app.include_router(dashboard.router)  # first: it answers / for browsers (text/html)
     app.include_router(features.router)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import html
 import json
+import struct
+import zlib
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -27,6 +30,77 @@ class RawGeoJSONResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
         """Return the body: ``content`` itself when it is bytes."""
         return content if isinstance(content, bytes) else super().render(content)
+
+
+#: gzip member header: magic, deflate, no flags, no time, no extra flags, unknown OS.
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+#: The last, empty, block of a deflate stream.
+_FINAL_BLOCK = b"\x03\x00"
+#: zlib level of the pre-compressed features (zlib's default balance).
+GZIP_LEVEL = 6
+
+
+def _deflate(data: bytes) -> bytes:
+    """Return ``data`` as deflate blocks that can be followed by other such blocks.
+
+    A fresh compressor refers back only inside ``data``, and a full flush ends its blocks on a
+    byte boundary without the final-block flag: the outputs of several calls, one after the
+    other and closed by :data:`_FINAL_BLOCK`, are one valid deflate stream (RFC 1951).
+    """
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush(zlib.Z_FULL_FLUSH)
+
+
+_COMMA = _deflate(b",")
+
+
+class GzipPages:
+    """Gzip pages of features, each feature compressed once and reused in every page.
+
+    Compressing a page of 100 grid features (about 270 kB of GeoJSON with the indicators,
+    indices and hotspot attributes) takes about 7 ms; joining ready-made deflate blocks and
+    computing the CRC-32 takes a tenth of that. The features are the provider's pre-serialised
+    bytes, which live as long as the application, so their blocks are kept by identity.
+    """
+
+    def __init__(self) -> None:
+        self._blocks: dict[int, tuple[bytes, bytes]] = {}
+
+    def _block(self, feature: bytes) -> bytes:
+        hit = self._blocks.get(id(feature))
+        if hit is not None and hit[0] is feature:
+            return hit[1]
+        block = _deflate(feature)
+        self._blocks[id(feature)] = (feature, block)
+        return block
+
+    def page(self, head: bytes, features: Sequence[bytes], tail: bytes) -> bytes:
+        """Return the gzip body of ``head``, the features joined by commas, and ``tail``."""
+        parts = [_GZIP_HEADER, _deflate(head)]
+        crc, size = zlib.crc32(head), len(head)
+        for i, feature in enumerate(features):
+            if i:
+                parts.append(_COMMA)
+                crc, size = zlib.crc32(b",", crc), size + 1
+            parts.append(self._block(feature))
+            crc, size = zlib.crc32(feature, crc), size + len(feature)
+        parts += [_deflate(tail), _FINAL_BLOCK]
+        crc, size = zlib.crc32(tail, crc), size + len(tail)
+        parts.append(struct.pack("<II", crc & 0xFFFFFFFF, size & 0xFFFFFFFF))
+        return b"".join(parts)
+
+
+def accepts_gzip(headers: Any) -> bool:
+    """Return whether a request's ``Accept-Encoding`` allows gzip (a q of 0 refuses it)."""
+    for part in headers.get("accept-encoding", "").lower().split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip() in ("gzip", "*"):
+            q = params.strip().removeprefix("q=")
+            try:
+                return not params or float(q) > 0
+            except ValueError:
+                return False
+    return False
 
 
 class OpenAPIResponse(JSONResponse):

@@ -60,7 +60,9 @@ from api.responses import (
     JSON,
     OPENAPI_JSON,
     PROBLEM_JSON,
+    GzipPages,
     RawGeoJSONResponse,
+    accepts_gzip,
     build_etag,
     html_page,
     not_modified,
@@ -466,15 +468,14 @@ def items(
         ensure_ascii=False,
         separators=(",", ":"),
     )
-    body = b"".join(
-        [
-            b'{"type":"FeatureCollection","features":[',
-            b",".join(page.features),
-            b"],",
-            tail[1:].encode(),
-        ]
-    )
-    return RawGeoJSONResponse(body)
+    head, end = b'{"type":"FeatureCollection","features":[', b"]," + tail[1:].encode()
+    if query.selection.plain and accepts_gzip(request.headers):
+        pages: GzipPages = request.app.state.gzip_pages
+        return RawGeoJSONResponse(
+            pages.page(head, page.features, end),
+            headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"},
+        )
+    return RawGeoJSONResponse(b"".join([head, b",".join(page.features), end]))
 
 
 def _items_html(
