@@ -19,11 +19,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from api.errors import InvalidParameterError
 from api.provider import BBox, CollectionInfo, PropertyFilter, Provider, Selection, SortKey
@@ -277,6 +277,15 @@ def get_provider(request: Request) -> Provider:
     return provider
 
 
+async def _provider(request: Request) -> Provider:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, a hop per request
+    return get_provider(request)
+
+
+#: The provider as a route parameter.
+ProviderDep = Annotated[Provider, Depends(_provider)]
+
+
 def get_settings(request: Request) -> Settings:
     """Return the settings the app was made with."""
     settings: Settings = request.app.state.settings
@@ -367,7 +376,7 @@ def check_query(request: Request, names: tuple[str, ...], formats: tuple[str, ..
 
 def query_checker(
     *names: str, formats: tuple[str, ...] = JSON_FORMATS
-) -> Callable[[Request], None]:
+) -> Callable[[Request], Awaitable[None]]:
     """Return a dependency accepting only the query parameters ``names`` and ``f``.
 
     Parameters
@@ -384,7 +393,7 @@ def query_checker(
 
     """
 
-    def dependency(request: Request) -> None:
+    async def dependency(request: Request) -> None:  # async: no worker-thread hop
         check_query(request, names, formats)
 
     return dependency
@@ -425,7 +434,7 @@ class ItemsQuery:
     limit_given: bool = False
 
 
-def items_query(request: Request) -> ItemsQuery:
+async def items_query(request: Request) -> ItemsQuery:
     """Parse and check the query of an items request (a FastAPI dependency).
 
     Besides ``limit``, ``offset``, ``bbox``, ``datetime`` and ``f``, the collection's

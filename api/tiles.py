@@ -168,7 +168,7 @@ class TileSets:
         return self._surface
 
 
-def get_tilesets(request: Request) -> TileSets:
+async def get_tilesets(request: Request) -> TileSets:
     """Return the tilesets the app was made with."""
     tilesets: TileSets = request.app.state.tilesets
     return tilesets

@@ -48,10 +48,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api.dependencies import (
     JSON_FORMATS,
+    ProviderDep,
     base_url,
     check_query,
     format_parameter,
-    get_provider,
     query_checker,
     wants_html,
 )
@@ -71,7 +71,6 @@ CLASSES = 5
 CLASS_METHOD = "Quantiles"
 
 router = APIRouter()
-ProviderDep = Annotated[Provider, Depends(get_provider)]
 
 
 # --- content negotiation of / ------------------------------------------------------------------

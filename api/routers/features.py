@@ -23,6 +23,7 @@ import pyogrio
 import shapely
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from api.dependencies import (
     ITEM_FORMATS,
@@ -31,10 +32,10 @@ from api.dependencies import (
     JSON_HTML_FORMATS,
     QUERYABLE_TYPES,
     ItemsQuery,
+    ProviderDep,
     base_url,
     filter_parameters,
     format_parameter,
-    get_provider,
     items_query,
     properties_parameter,
     query_checker,
@@ -109,7 +110,6 @@ CollectionId = Annotated[
 FeatureId = Annotated[
     str, Path(alias="featureId", description="Id of a feature: the value of its id attribute.")
 ]
-ProviderDep = Annotated[Provider, Depends(get_provider)]
 
 router = APIRouter()
 
@@ -426,22 +426,31 @@ _ITEMS_DESCRIPTION = (
     ),
     openapi_extra={"parameters": [*ITEMS_PARAMETERS, format_parameter(ITEMS_FORMATS)]},
 )
-def items(
+async def items(
     request: Request,
     collection_id: CollectionId,
     query: Annotated[ItemsQuery, Depends(items_query)],
     provider: ProviderDep,
 ) -> Response:
-    """Return a page of features, its HTML view or a download."""
+    """Return a page of features, its HTML view or a download.
+
+    A coroutine: the hot path (a page of pre-serialised features) takes about a millisecond
+    and would spend a good part of it hopping to a worker thread; downloads, filters and sorts
+    do run in a worker thread.
+    """
     if query.format in ("csv", "gpkg"):
-        return _download(request, provider, collection_id, query)
+        return await run_in_threadpool(_download, request, provider, collection_id, query)
     if query.selection.plain:  # the hot path: pre-serialised features
         page = provider.items(
             collection_id, bbox=query.bbox, offset=query.offset, limit=query.limit
         )
     else:
-        page = provider.items(
-            collection_id, offset=query.offset, limit=query.limit, selection=query.selection
+        page = await run_in_threadpool(
+            provider.items,
+            collection_id,
+            offset=query.offset,
+            limit=query.limit,
+            selection=query.selection,
         )
     url = _collection_url(request, collection_id)
     items_url = f"{url}/items"

@@ -12,16 +12,16 @@ import math
 import re
 import unicodedata
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api.dependencies import (
     JSON_HTML_FORMATS,
+    ProviderDep,
     base_url,
     format_parameter,
-    get_provider,
     get_settings,
     query_checker,
     wants_html,
@@ -241,7 +241,7 @@ def api_documentation(request: Request) -> Response:
     dependencies=[Depends(query_checker())],
     openapi_extra={"parameters": [format_parameter()]},
 )
-def health(provider: Annotated[Provider, Depends(get_provider)]) -> JSONResponse:
+def health(provider: ProviderDep) -> JSONResponse:
     """Return the service health."""
     info = provider.info
     return JSONResponse(

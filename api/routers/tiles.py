@@ -14,8 +14,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from api.dependencies import base_url, format_parameter, get_provider, query_checker
-from api.provider import Provider
+from api.dependencies import ProviderDep, base_url, format_parameter, query_checker
 from api.responses import JSON
 from api.tiles import (
     MVT,
@@ -94,7 +93,6 @@ Z = Annotated[int, Path(ge=0, le=24, description="Zoom level (tileMatrix).")]
 Y = Annotated[int, Path(ge=0, description="Row (tileRow), 0 at the north.")]
 X = Annotated[int, Path(ge=0, description="Column (tileCol), 0 at the west.")]
 TileSetsDep = Annotated[TileSets, Depends(get_tilesets)]
-ProviderDep = Annotated[Provider, Depends(get_provider)]
 
 
 def _extra(fmt: str) -> dict[str, Any]:
