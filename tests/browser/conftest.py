@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +69,11 @@ def two_cities_server(
 ) -> Iterator[LiveServer]:
     """Camden and Trafford served together (Camden also at the root)."""
     log = tmp_path_factory.mktemp("two-cities-server") / "uvicorn.log"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("USM_EXTRA_BUILD_DIRS", str(trafford_build))
-        with live_server_for(camden_build, log) as server:
-            yield server
+    with ExitStack() as stack:
+        with pytest.MonkeyPatch.context() as mp:  # the server's environment only
+            mp.setenv("USM_EXTRA_BUILD_DIRS", str(trafford_build))
+            server = stack.enter_context(live_server_for(camden_build, log))
+        yield server
 
 
 @pytest.fixture(scope="session")
