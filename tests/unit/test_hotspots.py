@@ -289,3 +289,17 @@ def test_naming_a_rate_that_is_not_one_is_a_city_file_error(tmp_path):
     city = _copy_city(tmp_path, "trafford", '\n[hotspots]\neb_rates = ["crime_density"]\n')
     with pytest.raises(CityFileError, match="eb_rates: 'crime_density' is not a rate"):
         build(city, tmp_path / "out")
+
+
+def test_density_bands_per_category_group_add_up_to_all_crimes(tmp_path):
+    city = _copy_city(tmp_path, "camden", '\n[density]\nby = ["category_group"]\n')
+    result = build(city, tmp_path / "out")
+    assert result.output is not None
+    with rasterio.open(result.output / "public" / "risk_surface.tif") as src:
+        names = src.descriptions
+        data = src.read()
+    assert names[0] == "all" and all(n.startswith("category_group_") for n in names[1:])
+    assert len(names) == 5  # police.uk's four groups: violence, property, asb, other
+    np.testing.assert_allclose(np.nansum(data[1:], axis=0), np.nan_to_num(data[0]), atol=1e-3)
+    bands = result.manifest["density"]["bands"]
+    assert sum(b["points"] for b in bands[1:]) == bands[0]["points"]

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pyogrio
 import pytest
 import rasterio
@@ -98,6 +99,14 @@ def test_new_city_semicolon_decimal_comma_iso_dates_auto_utm(tmp_path):
         tmp_path / "out" / "private" / "records.gpkg", layer="incidentes"
     )
     assert sorted(crimes_layer["datetime"].dt.hour.unique()) == list(range(24))
+    # records with dates: city-wide counts per day in the time series, every day of the span
+    series = pd.read_parquet(tmp_path / "out" / "public" / "time_series.parquet")
+    days = series[(series["grid"] == "city") & (series["period"].str.len() == 10)]
+    per_day = crimes_layer["datetime"].dt.strftime("%Y-%m-%d").value_counts().sort_index()
+    assert days["value"].sum() == inside == per_day.sum()
+    observed = days.set_index("period")["value"]
+    assert (observed.reindex(per_day.index) == per_day).all()
+    assert (observed.drop(per_day.index) == 0).all()  # days without records in the span
 
 
 @pytest.mark.parametrize("which", ["camden_result", "trafford_result"])
