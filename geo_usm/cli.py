@@ -99,6 +99,56 @@ def _indicator_summary(indicators: dict[str, Any]) -> None:
         out.print(f"  not available: {line}", highlight=False, markup=False)
 
 
+def _p(value: float | None) -> str:
+    """Format a p-value for people."""
+    if value is None:
+        return "p n/a"
+    return "p < 0.001" if value < 0.001 else f"p {value:.3f}"
+
+
+def _analysis_summary(manifest: dict[str, Any]) -> None:
+    """Print the headlines of the hotspots, trends, progress, indices and density surface."""
+    lines = []
+    for grid, entry in manifest.get("hotspots", {}).get("grids", {}).items():
+        found = entry.get("crime_count", {})
+        if "null_reason" in found:
+            lines.append(f"hotspots {grid}: {found['null_reason']}")
+        elif found:
+            moran = found["global_moran"]
+            lines.append(
+                f"hotspots {grid}: {found['hot']} hot, {found['cold']} cold (Gi*, FDR); "
+                f"global Moran's I {moran['I']:.3f} ({_p(moran['p_norm'])})"
+            )
+    for key, entry in manifest.get("trends", {}).get("emerging_hotspots", {}).items():
+        if isinstance(entry, dict):
+            patterns = ", ".join(f"{p} {n:,}" for p, n in entry["patterns"].items())
+            lines.append(f"emerging hotspots {key}: {patterns}")
+    for target, entry in manifest.get("progress", {}).get("targets", {}).items():
+        low, high = entry["ci"]
+        track = {True: "on track", False: "not on track", None: "track unknown"}
+        lines.append(
+            f"progress {target}: {entry['baseline']:,.0f} -> {entry['current']:,.0f}, rate "
+            f"ratio {entry['rate_ratio']:.3f} (95 % CI {low:.3f}-{high:.3f}, {_p(entry['p'])}), "
+            f"{track[entry['on_track']]}"
+        )
+    for grid, entry in manifest.get("indices", {}).items():
+        for name, index in entry.get("indices", {}).items():
+            reason = index.get("null_reason")
+            used = ", ".join(index.get("indicators", [])) or "none"
+            lines.append(f"{name} {grid}: " + (f"NULL: {reason}" if reason else f"from {used}"))
+    density = manifest.get("density", {})
+    if "bands" in density:
+        band = density["bands"][0]
+        share = band["integral_share"]
+        inside = f"{share:.1%} of {band['points']:,.0f} crimes inside" if share else "no crimes"
+        lines.append(
+            f"density surface: bandwidth {density['bandwidth_m']:,.0f} m, cells "
+            f"{density['cell_size_m']:g} m, {inside}"
+        )
+    for line in lines:
+        out.print(line, highlight=False, markup=False)
+
+
 def _terminated(signum: int, frame: object) -> None:
     """On SIGTERM, unwind like Ctrl+C: the staging directory is removed, nothing published."""
     console.print("terminated; nothing was published (the previous build stays)")
@@ -199,6 +249,7 @@ def build(ctx: click.Context, city_file: Path, out_dir: Path, threads: int | Non
         hexes = ", ".join(f"res {r}: {n:,}" for r, n in result.n_hex.items())
         out.print(f"hexes: {hexes}")
         _indicator_summary(result.manifest.get("indicators", {}))
+        _analysis_summary(result.manifest)
         stages = ", ".join(
             f"{name} {sec:.2f}"
             for name, sec in result.stages.items()

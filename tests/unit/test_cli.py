@@ -43,6 +43,7 @@ def test_validate_then_build_then_rebuild(city, tmp_path):
     r = run("build", city, "--out", tmp_path / "out")
     assert r.returncode == 0, r.stderr
     assert "delitos" in r.stdout and "published" in r.stdout
+    assert "hotspots units:" in r.stdout and "density surface:" in r.stdout
     first = (tmp_path / "out").resolve()
     r = run("build", city, "--out", tmp_path / "out")
     assert r.returncode == 0
