@@ -79,7 +79,7 @@ SECTIONS: tuple[Section, ...] = (
         "hotspot",
         "hotspot status (Getis-Ord Gi*, local Moran's I)",
         prefixes=("gi_", "lisa_", "hotspot"),
-        tables=("hotspots", "hotspot_evaluation", "priority_areas"),
+        tables=("hotspots", "priority_areas"),  # hotspot_evaluation is per grid, not feature
     ),
     Section(
         "trend",

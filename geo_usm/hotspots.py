@@ -595,12 +595,14 @@ def _decimal_year(month_index: float) -> float:
     return (month_index + 0.5) / 12.0
 
 
-def temporal_variables(grids: Sequence[GridInput], config: TrendsConfig) -> list[str]:
-    """Return the monthly count variables to analyse (configured, or all with months)."""
+def temporal_variables(
+    grids: Sequence[GridInput], config: TrendsConfig, default: Sequence[str]
+) -> list[str]:
+    """Return the monthly count variables to analyse: configured, or ``default`` with months."""
     units = grids[0]
-    available = [v for v in units.monthly if _is_count(v)]
     if config.variables is None:
-        return available
+        return [v for v in default if v in units.monthly]
+    available = [v for v in units.monthly if _is_count(v)]
     unknown = [v for v in config.variables if v not in units.monthly]
     if unknown:
         raise CityFileError(
@@ -1068,10 +1070,7 @@ def analyse(
         "classes": "Gi*: hot/cold at FDR-adjusted p < 0.01, 0.05, 0.10 (99, 95, 90 %); Local "
         f"Moran's I: quadrant where the FDR-adjusted pseudo p < {hotspots.alpha}",
     }
-    if trends.variables is None:
-        variables = [v for v in default_variables if v in grids[0].monthly]
-    else:
-        variables = temporal_variables(grids, trends)
+    variables = temporal_variables(grids, trends, default_variables)
     series, trend_section = time_series(grids, variables, daily)
     if len(series):
         out.tables["time_series"] = series

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import bisect
 import gzip
-import hashlib
 import json
 import math
 import mmap
@@ -74,6 +73,7 @@ from pmtiles.writer import Writer
 from geo_usm import __version__, geo, mvt
 from geo_usm.catalog import Catalog, ColumnType, OutputLayer
 from geo_usm.errors import BuildError, NotFoundError
+from geo_usm.io import file_sha256
 
 #: Folder of the tile archives inside ``public/``.
 TILES_DIR = "tiles"
@@ -510,7 +510,7 @@ def write_archive(
         ],
         "tiles": info["tiles"],
         "bytes": info["bytes"],
-        "sha256": _sha256(path),
+        "sha256": file_sha256(path),
     }
 
 
@@ -594,14 +594,6 @@ def _fit_zoom(bounds: BBox) -> int:
     lat = math.radians((bounds[1] + bounds[3]) / 2)
     height = max(bounds[3] - bounds[1], 1e-9) / 360.0 * 256 / max(math.cos(lat), 1e-6)
     return max(0, min(MAX_ZOOM, math.floor(math.log2(OVERVIEW_PIXELS / max(width, height)))))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def tiled_layers(catalog: Catalog) -> list[OutputLayer]:

@@ -62,17 +62,12 @@ def test_a_city_with_only_crimes_and_stops_builds_what_it_can(tmp_path):
     assert units["risk_index"].isna().all()
     why = gaps[(gaps["grid"] == "units") & (gaps["indicator"] == "risk_index")]
     assert len(why) and why["null_reason"].str.contains("crime_density").all()
-    # stops give a resilience indicator; its dimension's sub-index exists
+    # stops give one resilience indicator: its dimension's sub-index, no overall index
     assert units["risk_crime_and_violence"].notna().all()
-    assert (
-        units["resilience_index"].notna().any()
-        or (
-            gaps[(gaps["grid"] == "units") & (gaps["indicator"] == "resilience_index")][
-                "null_reason"
-            ].str.len()
-            > 0
-        ).all()
-    )
+    assert units["resilience_mobility"].notna().all()
+    assert units["resilience_index"].isna().all()
+    why = gaps[(gaps["grid"] == "units") & (gaps["indicator"] == "resilience_index")]
+    assert len(why) and why["null_reason"].str.contains("only 1 resilience indicator").all()
     assert units["gi_class"].notna().all()  # hotspots need only the crimes
     assert (result.output / "public" / "risk_surface.tif").is_file()
 
