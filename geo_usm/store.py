@@ -220,10 +220,19 @@ def write_layer(stage: Path, layer: OutputLayer, frame: pd.DataFrame) -> None:
 
 
 def artefacts(stage: Path, catalog: Catalog) -> list[dict[str, Any]]:
-    """List every file of a staged build with its store, size and SHA-256."""
-    files = dict.fromkeys(layer.file for layer in catalog.layers)
+    """List every file of a staged build with its store, size and SHA-256.
+
+    The catalogue's files, then the vector tilesets (``public/tiles/*.pmtiles``, each listed
+    with its tileset name; their layers are in the manifest's ``tiles`` section).
+    """
+    files = {
+        rel: [layer.name for layer in catalog.layers if layer.file == rel]
+        for rel in dict.fromkeys(layer.file for layer in catalog.layers)
+    }
+    for tileset in sorted((stage / PUBLIC / "tiles").glob("*.pmtiles")):
+        files[tileset.relative_to(stage).as_posix()] = [tileset.stem]
     out = []
-    for rel in files:
+    for rel, layers in files.items():
         path = stage / rel
         if path.is_file():
             out.append(
@@ -232,7 +241,7 @@ def artefacts(stage: Path, catalog: Catalog) -> list[dict[str, Any]]:
                     "store": rel.split("/", 1)[0],
                     "bytes": path.stat().st_size,
                     "sha256": file_sha256(path),
-                    "layers": [layer.name for layer in catalog.layers if layer.file == rel],
+                    "layers": layers,
                 }
             )
     return out

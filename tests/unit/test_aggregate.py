@@ -196,6 +196,7 @@ def test_artefacts_hashes(toy):
         "public/risk_surface.tif": "public",
         "public/time_series.parquet": "public",
         "private/records.gpkg": "private",
+        **{f"public/tiles/{t}.pmtiles": "public" for t in ("hex", "hex_r9", "units", "basemap")},
     }
 
 
