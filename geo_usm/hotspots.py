@@ -212,7 +212,12 @@ TIME_SERIES_COLUMNS = (
     Column(name="grid", type="string", description="units, hex, hex_r<N>, or city."),
     Column(name="feature", type="string", description="unit_id or h3; '*' for the city."),
     Column(name="period", type="string", description="Month YYYY-MM or day YYYY-MM-DD."),
-    Column(name="variable", type="string", description="Count, or '<count>_per_1000' rate."),
+    Column(
+        name="variable",
+        type="string",
+        description="A count, or '<count>_per_1000': that count per 1,000 residents in the "
+        "period (grids with a population).",
+    ),
     Column(name="value", type="float", description="Its value in the period."),
 )
 EMERGING_COLUMNS = (
@@ -260,8 +265,18 @@ PROGRESS_COLUMNS = (
     ),
     Column(name="target_change", type="float", unit="1", description="Target change."),
     Column(name="target_year", type="integer", description="Year the target is due."),
-    Column(name="projected", type="float", description="Value in the target year at that pace."),
-    Column(name="required", type="float", description="Value the target requires."),
+    Column(
+        name="projected",
+        type="float",
+        unit="count per year",
+        description="Count in the target year if the observed yearly change goes on.",
+    ),
+    Column(
+        name="required",
+        type="float",
+        unit="count per year",
+        description="Count per year the target asks for: the baseline's, times 1 + change.",
+    ),
     Column(name="on_track", type="boolean", description="Projected meets the target."),
 )
 EVALUATION_COLUMNS = (
