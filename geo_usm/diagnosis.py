@@ -215,7 +215,6 @@ class Diagnoses:
             ].itertuples(index=False):
                 self._gaps.setdefault((str(grid), str(feature)), {})[str(indicator)] = str(reason)
         self._tables: dict[str, pd.DataFrame] = {}
-        self._records: dict[str, list[dict[str, Any]]] = {}
         self._keys: dict[str, dict[tuple[str, str], np.ndarray]] = {}
         for name, frame in tables.items():
             if name in ("indicators", "indicator_gaps"):
@@ -224,17 +223,10 @@ class Diagnoses:
             if geometry:
                 frame = pd.DataFrame(frame.drop(columns=[geometry]))
             frame = frame.reset_index(drop=True)
-            self._tables[name] = frame
-            self._records[name] = [
-                {str(k): _parsed(v) for k, v in record.items()}
-                for record in frame.to_dict("records")
-            ]
+            self._tables[name] = frame  # rows become records when a diagnosis asks for them
             if "grid" in frame.columns and "feature" in frame.columns:
-                keys = frame["grid"].astype(str) + "\x00" + frame["feature"].astype(str)
-                self._keys[name] = {
-                    tuple(str(k).split("\x00", 1)): np.asarray(v)  # type: ignore[misc]
-                    for k, v in keys.groupby(keys).groups.items()
-                }
+                groups = frame.groupby(["grid", "feature"], sort=False, observed=True).indices
+                self._keys[name] = {(str(g), str(f)): v for (g, f), v in groups.items()}
 
     @classmethod
     def from_build(
@@ -455,25 +447,31 @@ class Diagnoses:
         frame = self._tables.get(name)
         if frame is None:
             return None
-        records = self._records[name]
         grid = entry.layer.name
         keys = self._keys.get(name)
         if keys is not None:
-            own = [records[i] for i in keys.get((grid, feature_id), ())]
+            own = _records(frame, keys.get((grid, feature_id), ()))
             shared = [c for c in frame.columns if c in row.index and c not in ("grid", "feature")]
             if not shared:
                 return own
             wanted = [_same(row[c]) for c in shared]
             every = [
-                records[i]
-                for i in keys.get((grid, EVERY_FEATURE), ())
-                if [_same(records[i][c]) for c in shared] == wanted
+                r
+                for r in _records(frame, keys.get((grid, EVERY_FEATURE), ()))
+                if [_same(r[c]) for c in shared] == wanted
             ]
             return own + every
         id_column = entry.layer.id_column
         if id_column and id_column in frame.columns:
-            return [r for r in records if str(r[id_column]) == feature_id]
+            matching = np.flatnonzero(frame[id_column].astype(str).to_numpy() == feature_id)
+            return _records(frame, matching)
         return []
+
+
+def _records(frame: pd.DataFrame, positions: Any) -> list[dict[str, Any]]:
+    """Return the rows at ``positions`` as JSON-ready records (in their order)."""
+    rows = frame.iloc[np.asarray(positions, dtype=np.int64)]
+    return [{str(k): _parsed(v) for k, v in r.items()} for r in rows.to_dict("records")]
 
 
 def _same(value: Any) -> Any:
