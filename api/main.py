@@ -110,10 +110,17 @@ def create_app(settings: Settings | None = None, *, provider: Provider | None = 
         else [BuildProvider(path) for path in (settings.build_dir, *settings.extra_build_dirs)]
     )
     cities = service.city_slugs(providers)
-    app = _application(settings, providers[0], cities=cities, prefix="")
+    # one set of open tile archives per build (the first build is served twice)
+    tilesets = {
+        id(p): TileSets(p.info.path, p.info.build_id, p.info.attribution) for p in providers
+    }
+    app = _application(settings, providers[0], tilesets[id(providers[0])], cities=cities, prefix="")
     for city_id, city_provider in cities.items():
         prefix = f"/cities/{city_id}"
-        app.mount(prefix, _application(settings, city_provider, cities=cities, prefix=prefix))
+        city_app = _application(
+            settings, city_provider, tilesets[id(city_provider)], cities=cities, prefix=prefix
+        )
+        app.mount(prefix, city_app)
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_SIZE, compresslevel=GZIP_LEVEL)
     if settings.cors_origins:
         app.add_middleware(
@@ -181,7 +188,12 @@ async def _request(app: FastAPI, target: str) -> None:
 
 
 def _application(
-    settings: Settings, provider: Provider, *, cities: dict[str, Provider], prefix: str
+    settings: Settings,
+    provider: Provider,
+    tilesets: TileSets,
+    *,
+    cities: dict[str, Provider],
+    prefix: str,
 ) -> FastAPI:
     """Make the application of one build, without middleware (see the module docstring).
 
@@ -191,6 +203,8 @@ def _application(
         Settings.
     provider
         The build served.
+    tilesets
+        Its open tile archives.
     cities
         Every build served, by city id (for ``/cities``).
     prefix
@@ -217,7 +231,7 @@ def _application(
     app.state.provider = provider
     app.state.cities = cities
     app.state.prefix = prefix
-    app.state.tilesets = TileSets(info.path, info.build_id, info.attribution)
+    app.state.tilesets = tilesets
     app.state.gzip_pages = GzipPages()
     install_error_handlers(app)
     app.include_router(dashboard.router)  # first: it answers / for browsers (text/html)
